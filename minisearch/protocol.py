@@ -126,3 +126,8 @@ def format_information(hits, max_words: int = 120) -> str:
         body = " ".join(words[:max_words]) + (" ..." if len(words) > max_words else "")
         lines.append(f"Doc {i} (Title: {neutralise(' '.join(str(title).split()))}) {neutralise(body)}")
     return "<information>" + ("\n".join(lines) or "No results.") + "</information>"
+
+
+def information_turn(hits, max_words: int = 120) -> str:
+    """The tool's whole turn in a trajectory: the results block on a line of its own."""
+    return "\n" + format_information(hits, max_words) + "\n"

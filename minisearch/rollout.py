@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from minisearch.backends import Completion
-from minisearch.protocol import STOP, format_information, parse_turn, task_messages
+from minisearch.protocol import STOP, information_turn, parse_turn, task_messages
 
 
 @dataclass
@@ -71,6 +71,33 @@ def render(traj: Trajectory) -> tuple[list[int], list[int]]:
         ids += seg.token_ids
         mask += [1 if seg.who == "model" else 0] * len(seg.token_ids)
     return ids, mask
+
+
+def to_record(traj: Trajectory, task: dict, max_turns: int, teacher: str, **extra) -> dict:
+    """A trajectory as a JSON line (DESIGN.md section 3): the texts, not the token ids, so any
+    tokenizer can render it again with `from_record`."""
+    turns = [{"who": s.who, "text": s.text} for s in traj.segments if s.who != "prompt"]
+    return make_record(task, turns, traj.answer, traj.queries, traj.end, max_turns, teacher, **extra)
+
+
+def make_record(task: dict, turns: list[dict], answer: str | None, queries: list[str], end: str, max_turns: int,
+                teacher: str, **extra) -> dict:
+    return {"task_id": task["id"], "question": task["question"], "max_turns": max_turns, "turns": turns,
+            "answer": answer, "queries": list(queries), "end": end, "teacher": teacher, **extra}
+
+
+def from_record(tokenizer, record: dict) -> Trajectory:
+    """Tokenise a stored trajectory segment by segment, exactly as the rollout loop does."""
+    task = {"id": record["task_id"], "question": record["question"]}
+    ids, text = prompt_ids(tokenizer, task, record.get("max_turns", 4))
+    traj = Trajectory(record["task_id"], 0, [Segment("prompt", ids, text)], list(record.get("queries", [])),
+                      record.get("answer"), record.get("end", ""))
+    for turn in record["turns"]:
+        if turn["who"] not in ("model", "tool"):
+            raise ValueError(f"a turn is written by 'model' or 'tool', not {turn['who']!r}")
+        traj.segments.append(Segment(turn["who"], tokenizer(turn["text"], add_special_tokens=False)["input_ids"],
+                                     turn["text"]))
+    return traj
 
 
 def prompt_ids(tokenizer, task: dict, max_turns: int) -> tuple[list[int], str]:
@@ -129,7 +156,7 @@ def rollout(tasks: list[dict], generate: Generate, search: Search, tokenizer, cf
             hits = search([t.queries[-1] for t in searching], k=cfg.topk,
                           exclude_ids=[[source[t.task_id]] if source[t.task_id] else [] for t in searching])
             for t, found in zip(searching, hits):
-                block = "\n" + format_information(found, cfg.words_per_hit) + "\n"
+                block = information_turn(found, cfg.words_per_hit)
                 ids = tokenizer(block, add_special_tokens=False)["input_ids"]
                 room = cfg.max_total_tokens - len(t.ids)
                 if len(ids) > room:  # the budget ends inside the results: keep what fits, then stop
