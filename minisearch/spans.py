@@ -9,6 +9,8 @@ mask's span. A plain list of spans ("a; b", numbered lines, a JSON list) is acce
 ['Ostrivel', '1873']
 >>> fill_masks("[mask] founded [mask].", "1. Dantrisk\\n2. Vethmora Holdings", 2)
 ['Dantrisk', 'Vethmora Holdings']
+>>> fill_masks("Velk was born in [mask] in 1873, and he never left the town.", "Ostrivel of Velk", 1)
+['Ostrivel of Velk']
 >>> span_match("the Velkaran River", "Velkaran river.")
 True
 """
@@ -41,7 +43,7 @@ def _tokens(text: str) -> list[tuple[str, int, int]]:
     return [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(text)]
 
 
-def _as_list(answer: str, n_masks: int) -> list[str] | None:
+def _as_list(answer: str, n_masks: int, masked: str) -> list[str] | None:
     """The answer as a list of spans, if it is written as one."""
     text = answer.strip()
     if text.startswith("["):
@@ -56,6 +58,8 @@ def _as_list(answer: str, n_masks: int) -> list[str] | None:
         return [re.sub(r"^(\d+[.):]|[-*])\s*", "", ln) for ln in lines]
     if ";" in text and text.count(";") == n_masks - 1 and len(text.split()) < 12 * n_masks:
         return [part.strip() for part in text.split(";")]
+    if n_masks == 1 and len(text.split()) <= MAX_SPAN_TOKENS and 3 * len(text.split()) < len(masked.split()):
+        return [text]  # one short phrase for one mask of a long paragraph: the span itself
     return None
 
 
@@ -63,7 +67,7 @@ def fill_masks(masked: str, answer, n_masks: int) -> list[str | None]:
     """What stands at each [mask] of `masked` in `answer`; None where it cannot be read."""
     if not isinstance(answer, str) or not isinstance(masked, str) or n_masks <= 0:
         return [None] * max(0, n_masks if isinstance(n_masks, int) else 0)
-    listed = _as_list(answer, n_masks)
+    listed = _as_list(answer, n_masks, masked)
     if listed is not None and masked.lower().count(MASK) >= 1:
         spans = [s or None for s in listed[:n_masks]]
         return spans + [None] * (n_masks - len(spans))

@@ -1,0 +1,51 @@
+"""Scoring an agent on held-out tasks: RAMP span accuracy, or EM / F1 / token recall for QA,
+with the format-valid rate and the searches per task. Greedy decoding by default.
+
+    metrics, samples = evaluate(backend, searcher, tasks, RolloutConfig(temperature=0.0))
+
+`score(task, answer)` is the one place a finished answer meets its task; rejection in the
+traj stage and the stage metrics all go through it.
+"""
+
+from __future__ import annotations
+
+from minisearch.metrics import exact_match, f1, is_ramp, ramp_spans_correct, token_recall
+from minisearch.rollout import RolloutConfig, rollout
+
+
+def score(task: dict, answer: str | None) -> dict:
+    """Answer metrics of one finished task: span counts for RAMP, EM/F1/recall for QA."""
+    if is_ramp(task):
+        ok = ramp_spans_correct(task, answer)
+        return {"spans_correct": sum(ok), "spans": len(ok), "all_spans": float(all(ok) and bool(ok))}
+    golds = task["golden_answers"]
+    return {"em": exact_match(answer, golds), "f1": f1(answer, golds), "recall": token_recall(answer, golds)}
+
+
+def summarise(scored: list[dict]) -> dict:
+    """Mean metrics over scored samples (each: score() parts + end + searches)."""
+    n = len(scored)
+    if n == 0:
+        return {"n": 0}
+    out = {"n": n, "format_ok": sum(s["end"] == "answer" for s in scored) / n,
+           "searches": sum(s["searches"] for s in scored) / n}
+    ramp = [s for s in scored if "spans" in s]
+    if ramp:
+        out["span_acc"] = sum(s["spans_correct"] for s in ramp) / max(1, sum(s["spans"] for s in ramp))
+        out["all_spans"] = sum(s["all_spans"] for s in ramp) / len(ramp)
+    qa = [s for s in scored if "em" in s]
+    for key in ("em", "f1", "recall") if qa else ():
+        out[key] = sum(s[key] for s in qa) / len(qa)
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
+
+
+def evaluate(backend, searcher, tasks: list[dict], cfg: RolloutConfig) -> tuple[dict, list[dict]]:
+    """Run every task once through the rollout loop and score it; (metrics, one sample per task)."""
+    trajs = rollout(tasks, backend.generate, searcher.search, backend.tokenizer, cfg)
+    by_id = {t["id"]: t for t in tasks}
+    samples = []
+    for traj in trajs:
+        parts = score(by_id[traj.task_id], traj.answer)
+        samples.append({"task_id": traj.task_id, "answer": traj.answer, "end": traj.end, "searches": traj.searches,
+                        "queries": traj.queries, **parts})
+    return summarise(samples), samples

@@ -1,0 +1,72 @@
+"""Answer metrics: exact match, F1 and token recall with SQuAD-style normalisation, and the
+span accuracy of a RAMP answer. Pure functions, shared by rejection, rewards and eval.
+
+Token recall is the paper's metric: the share of the gold answer's tokens that the
+prediction contains (a long answer can game it; the rewards add a length guard).
+
+>>> exact_match("The Velkaran River", ["velkaran river"])
+1.0
+>>> round(f1("Velkaran river in Ostrivel", ["the Velkaran River"]), 3)
+0.667
+>>> token_recall("Velkaran river in Ostrivel", ["the Velkaran River"])
+1.0
+>>> task = {"metadata": {"masked": "[mask] flows through [mask].", "masks": ["Velkaran", "Ostrivel"]}}
+>>> ramp_spans_correct(task, "Velkaran flows through Vriogu.")
+[True, False]
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from minisearch.spans import fill_masks, normalize_answer, span_match
+
+
+def _golds(golds) -> list[str]:
+    return [golds] if isinstance(golds, str) else [str(g) for g in golds]
+
+
+def exact_match(pred: str | None, golds) -> float:
+    if pred is None:
+        return 0.0
+    p = normalize_answer(pred)
+    return float(any(p == normalize_answer(g) for g in _golds(golds)))
+
+
+def _f1_one(pred: list[str], gold: list[str]) -> float:
+    common = sum((Counter(pred) & Counter(gold)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def f1(pred: str | None, golds) -> float:
+    if pred is None:
+        return 0.0
+    p = normalize_answer(pred).split()
+    return max((_f1_one(p, normalize_answer(g).split()) for g in _golds(golds)), default=0.0)
+
+
+def token_recall(pred: str | None, golds) -> float:
+    if pred is None:
+        return 0.0
+    have = Counter(normalize_answer(pred).split())
+    scores = []
+    for g in _golds(golds):
+        want = Counter(normalize_answer(g).split())
+        if want:
+            scores.append(sum((want & have).values()) / sum(want.values()))
+    return max(scores, default=0.0)
+
+
+def ramp_spans_correct(task: dict, answer: str | None) -> list[bool]:
+    """For each mask of a RAMP task, whether the answer fills it with the original span."""
+    meta = task["metadata"]
+    filled = fill_masks(meta["masked"], answer, len(meta["masks"])) if answer is not None else [None] * len(
+        meta["masks"])
+    return [span_match(f, gold) for f, gold in zip(filled, meta["masks"])]
+
+
+def is_ramp(task: dict) -> bool:
+    return "masks" in task.get("metadata", {})
