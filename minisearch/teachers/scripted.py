@@ -1,0 +1,88 @@
+"""The scripted teacher: it knows the toy world, so the CPU loop gets good trajectories
+without a big model. It still searches the real index and answers only from what the
+searches returned; when the index does not bring a fact back, its answer says `unknown`
+and the rejection step drops the trajectory.
+
+RAMP task: for the first mask not yet seen in any result, search the page title (then the
+title with the words just before the mask, then the words around the mask, when a query
+brought nothing); answer once every mask has been seen or the searches run out. Search
+turns carry no thought: a fixed sentence there taught the tiny model to repeat it instead
+of writing the query. QA task (toy world): search the entity of each passage the question
+needs, in hop order; a later hop's entity must have shown up in earlier results (a bridge
+is found, not known); answer with the first gold answer the results hold.
+"""
+
+from __future__ import annotations
+
+import re
+
+from minisearch.protocol import MASK
+from minisearch.teachers import Episode, TeachConfig
+
+_WORD = re.compile(r"\[mask\]|[\w][\w'’.,-]*\w|\w", re.I)
+
+
+def mask_context(masked: str, i: int, before: int = 3, after: int = 2) -> tuple[str, str]:
+    """The words just before and just after the i-th mask (other masks left out).
+
+    >>> mask_context("The river runs for [mask] before it reaches the [mask].", 1)
+    ('it reaches the', '')
+    """
+    words = _WORD.findall(masked)
+    at = [j for j, w in enumerate(words) if w.lower() == MASK][i]
+    left = [w for w in words[:at] if w.lower() != MASK][-before:]
+    right = [w for w in words[at + 1:] if w.lower() != MASK][:after]
+    return " ".join(left), " ".join(right)
+
+
+class ScriptedTeacher:
+    name = "scripted"
+
+    def __init__(self, cfg: TeachConfig, names: dict[str, str] | None = None):
+        self.cfg = cfg
+        self.names = names or {}  # passage id -> title, for QA tasks
+
+    def decide(self, episodes: list[Episode]) -> list[str]:
+        return [self._ramp(e) if "masks" in e.task.get("metadata", {}) else self._qa(e) for e in episodes]
+
+    def expand(self, episodes: list[Episode]) -> list[list[str]]:
+        return [[e.queries[-1]] for e in episodes]
+
+    def _ramp(self, e: Episode) -> str:
+        meta = e.task["metadata"]
+        masks, masked, title = meta["masks"], meta["masked"], meta.get("title", "")
+        seen = e.seen
+        missing = [i for i, span in enumerate(masks) if span not in seen]
+        if missing and len(e.queries) < self.cfg.max_turns:
+            i = missing[0]
+            left, right = mask_context(masked, i)
+            near = " ".join(w for w in left.split() if w not in title.split())
+            options = [title, f"{title} {near}", f"{left} {right}"]
+            fresh = [" ".join(q.split()) for q in options if q.strip() and " ".join(q.split()) not in e.queries]
+            if fresh:
+                return f"<search>{fresh[0]}</search>"
+        spans = [span if span in seen else "unknown" for span in masks]
+        if self.cfg.answer_form == "spans":
+            answer = "; ".join(spans)
+        else:
+            answer = masked
+            for span in spans:
+                answer = answer.replace(MASK, span, 1)
+        thought = "All masks found." if all(s != "unknown" for s in spans) else "Some masks were not found."
+        return f"<think>{thought}</think><answer>{answer}</answer>"
+
+    def _qa(self, e: Episode) -> str:
+        meta = e.task.get("metadata", {})
+        sources = meta.get("source_ids")
+        if not sources:
+            raise ValueError(f"task {e.task.get('id')}: the scripted teacher needs toy-world QA "
+                             "(metadata.source_ids); use the agents teacher for other tasks")
+        seen, hop = e.seen, len(e.queries)
+        if hop < min(len(sources), self.cfg.max_turns):
+            name = self.names.get(sources[hop])
+            if name and (hop == 0 or name in seen or name in e.task["question"]):
+                return f"<think>Look up {name}.</think><search>{name}</search>"
+        found = [g for g in e.task["golden_answers"] if g.lower() in seen.lower()]
+        if found:
+            return f"<think>The sources say {found[0]}.</think><answer>{found[0]}</answer>"
+        return "<think>The sources do not say.</think><answer>unknown</answer>"

@@ -1,0 +1,187 @@
+"""Teachers: the scripted toy-world teacher and the multi-agent roles write valid, searched
+trajectories; rejection keeps only right answers; stored trajectories render like live ones."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from minisearch.protocol import parse_turn  # noqa: E402
+from minisearch.ramp import make_task  # noqa: E402
+from minisearch.records import split_contents  # noqa: E402
+from minisearch.rollout import RolloutConfig, ScriptedGenerator, from_record, render, rollout, to_record  # noqa: E402
+from minisearch.search import open_searcher  # noqa: E402
+from minisearch.search.hit import Hit  # noqa: E402
+from minisearch.teachers import TeachConfig, merge, teach  # noqa: E402
+from minisearch.teachers.agents import AgentTeacher, canonical, rewrites  # noqa: E402
+from minisearch.teachers.scripted import ScriptedTeacher, mask_context  # noqa: E402
+from minisearch.traj import judge  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def env(toy_run):
+    from transformers import AutoTokenizer
+
+    root, world = toy_run
+    tok = AutoTokenizer.from_pretrained(root / "model")
+    with open_searcher(root / "index") as searcher:
+        rng = random.Random(0)
+        ramp = [t for p in world.passages for t in [make_task(p, rng.choice([1, 2]), rng, searcher=searcher)[0]] if t]
+        names = {p["id"]: split_contents(p["contents"])[0] for p in world.passages}
+        yield world, searcher, tok, ramp, names
+
+
+def check_valid(ep, cfg):
+    """Model turns parse; tools follow every search; the answer is last; the source never shows."""
+    whos = [t["who"] for t in ep.turns]
+    assert whos[0] == "model" and whos[-1] == "model" and whos.count("tool") == len(ep.queries)
+    for i, turn in enumerate(ep.turns):
+        if turn["who"] == "model":
+            kind = parse_turn(turn["text"]).kind
+            assert kind == ("answer" if i == len(ep.turns) - 1 else "search")
+        else:
+            assert turn["text"].startswith("\n<information>") and turn["text"].count("Doc ") <= cfg.topk
+    source = ep.task.get("metadata", {}).get("source_id")
+    if source:
+        title = ep.task["metadata"]["title"]
+        assert all(f"(Title: {title})" not in t["text"] for t in ep.turns if t["who"] == "tool")
+
+
+@pytest.mark.parametrize("form", ["paragraph", "spans"])
+def test_scripted_ramp_teacher_searches_and_is_right_when_the_index_is(env, form):
+    world, searcher, tok, ramp, _ = env
+    cfg = TeachConfig(answer_form=form)
+    episodes = teach(ramp, ScriptedTeacher(cfg), searcher.search, cfg)
+    accepted = 0
+    for ep in episodes:
+        check_valid(ep, cfg)
+        assert 1 <= len(ep.queries) <= cfg.max_turns
+        ok, parts = judge(ep.task, ep.answer, ep.end, len(ep.queries), 0.8)
+        seen_all = all(span in ep.seen for span in ep.task["metadata"]["masks"])
+        assert ok == seen_all, (ep.task["metadata"]["masks"], ep.answer)
+        accepted += ok
+        if form == "paragraph" and ok:
+            assert ep.answer == ep.task["golden_answers"][0]
+    assert 0.15 * len(episodes) < accepted < len(episodes)
+
+
+def test_scripted_teacher_fails_when_the_index_does(env):
+    world, _, tok, ramp, names = env
+    cfg = TeachConfig()
+
+    def nothing(queries, k, exclude_ids=None):
+        return [[] for _ in queries]
+    qa = world.qa["train"][:20]
+    episodes = teach(ramp[:20] + qa, ScriptedTeacher(cfg, names), nothing, cfg)
+    assert all(not judge(e.task, e.answer, e.end, len(e.queries), 0.8)[0] for e in episodes)
+    assert all("unknown" in e.answer for e in episodes)
+
+
+def test_scripted_qa_teacher_follows_the_hops(env):
+    world, searcher, tok, _, names = env
+    cfg = TeachConfig()
+    tasks = world.qa["train"][:120]
+    episodes = teach(tasks, ScriptedTeacher(cfg, names), searcher.search, cfg)
+    results = [judge(e.task, e.answer, e.end, len(e.queries), 0.8)[0] for e in episodes]
+    assert sum(results) > 0.7 * len(tasks)
+    for e, ok in zip(episodes, results):
+        check_valid(e, cfg)
+        hops = e.task["metadata"]["source_ids"]
+        if ok:
+            assert e.queries == [names[h] for h in hops]  # one search per passage, in hop order
+    with pytest.raises(ValueError, match="agents teacher"):
+        teach([{"id": "q", "question": "Who?", "golden_answers": ["x"], "metadata": {}}],
+              ScriptedTeacher(cfg, names), searcher.search, cfg)
+
+
+def test_mask_context_skips_other_masks():
+    assert mask_context("A [mask] b c [mask] d e f.", 1) == ("A b c", "d e")
+    assert mask_context("[mask] starts here.", 0) == ("", "starts here")
+
+
+@pytest.mark.parametrize(("task", "answer", "end", "searches", "accepted"), [
+    ({"golden_answers": ["Ostrivel"], "metadata": {}}, "ostrivel", "answer", 1, True),
+    ({"golden_answers": ["Ostrivel"], "metadata": {}}, "ostrivel", "answer", 0, False),       # no search
+    ({"golden_answers": ["Ostrivel"], "metadata": {}}, "Vriogu", "answer", 1, False),         # wrong
+    ({"golden_answers": ["the Ostrivel city"], "metadata": {}}, "Ostrivel city", "answer", 2, True),
+    ({"golden_answers": ["Ostrivel"], "metadata": {}}, None, "malformed: no tags", 1, False),
+    ({"golden_answers": ["A b c."], "metadata": {"masked": "A [mask] c.", "masks": ["b"]}}, "A b c.", "answer", 1,
+     True),
+    ({"golden_answers": ["A b c d."], "metadata": {"masked": "A [mask] c [mask].", "masks": ["b", "d"]}}, "b; e",
+     "answer", 1, False),                                                                     # one span of two
+])
+def test_rejection(task, answer, end, searches, accepted):
+    assert judge(task, answer, end, searches, 0.8)[0] is accepted
+
+
+def test_merge_by_rank_each_passage_once():
+    a = [Hit("1", "A", "", 3.0), Hit("2", "B", "", 2.0)]
+    b = [Hit("2", "B", "", 9.0), Hit("3", "C", "", 1.0)]
+    assert [h.id for h in merge([a, b], 3)] == ["1", "2", "3"]
+    assert [h.id for h in merge([a, b], 2)] == ["1", "2"]
+    assert merge([], 3) == []
+
+
+class RoleBackend:
+    """A stand-in for an LLM that plays the roles by reading its prompts (the roles' code is real)."""
+
+    def __init__(self, tok, gold: dict[str, str]):
+        self.tokenizer, self.gold, self.prompts = tok, gold, []
+
+    def generate(self, prompts, n=1, max_new_tokens=128, temperature=1.0, stop=(), **_):
+        def script(context):
+            self.prompts.append(context)
+            question = next(q for q in self.gold if q in context)
+            if "rewrite a search query" in context:
+                return "1. first rewrite\n2) second rewrite\n3. third"
+            if "plan web-style searches" in context:
+                return f"Plan first. <think>find the page</think><search>{question}</search> trailing"
+            return f"<think>Doc 1 says it</think><answer>{self.gold[question]}</answer>"
+        return ScriptedGenerator(self.tokenizer, script)(prompts, n=n, max_new_tokens=max_new_tokens, stop=stop)
+
+
+def test_agent_teacher_plans_rewrites_and_observes(env):
+    world, searcher, tok, _, _ = env
+    tasks = [t for t in world.qa["train"] if t["metadata"]["type"] == "one-hop"][:8]
+    backend = RoleBackend(tok, {t["question"]: t["golden_answers"][0] for t in tasks})
+    cfg = TeachConfig()
+    calls = []
+
+    def search(queries, k, exclude_ids=None):
+        calls.append(list(queries))
+        return searcher.search(queries, k=k, exclude_ids=exclude_ids)
+    episodes = teach(tasks, AgentTeacher(backend, cfg, n_rewrites=2), search, cfg)
+    assert len(calls) == 1 and len(calls[0]) == 3 * len(tasks)  # each query and its two rewrites, one batch
+    assert calls[0][1:3] == ["first rewrite", "second rewrite"]
+    for ep in episodes:
+        check_valid(ep, cfg)
+        assert ep.turns[0]["text"] == f"<think>find the page</think><search>{ep.task['question']}</search>"
+        assert judge(ep.task, ep.answer, ep.end, len(ep.queries), 0.8)[0]
+    assert sum("plan web-style" in p for p in backend.prompts) == len(tasks)
+    assert sum("read search results" in p for p in backend.prompts) == len(tasks)
+
+
+def test_canonical_and_rewrites_take_hostile_text():
+    assert canonical("<search>x</search>") == "<search>x</search>"
+    assert canonical("junk <answer>") == "junk <answer>"
+    assert rewrites("<search>no</search>\n\n  - ok \n", 3) == ["ok"]
+
+
+def test_a_stored_trajectory_renders_like_the_live_one(env):
+    world, searcher, tok, ramp, _ = env
+    task = ramp[0]
+
+    def script(context):
+        if "<information>" not in context.rsplit("<|im_start|>assistant", 1)[-1]:
+            return f"<think>go</think><search>{task['metadata']['title']}</search>"
+        return "<think>done</think><answer>x; y</answer>"
+    traj = rollout([task], ScriptedGenerator(tok, script), searcher.search, tok, RolloutConfig())[0]
+    record = to_record(traj, task, 4, "test", reward={"format": 1.0})
+    again = from_record(tok, record)
+    assert render(again) == render(traj)
+    assert record["teacher"] == "test" and record["reward"] == {"format": 1.0}
+    with pytest.raises(ValueError, match="'model' or 'tool'"):
+        from_record(tok, {**record, "turns": [{"who": "user", "text": "x"}]})
