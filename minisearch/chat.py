@@ -60,14 +60,9 @@ class Agent:
 
         self.cfg = cfg
         self.searcher = open_searcher(cfg.index)
-        if cfg.backend == "gpu":
-            from minisearch.backends.gpu import GpuBackend
+        from minisearch.backends import load_backend
 
-            self.backend = GpuBackend(cfg.model, adapter=cfg.adapter)
-        else:
-            from minisearch.backends.cpu import CpuBackend
-
-            self.backend = CpuBackend(cfg.model, adapter=cfg.adapter)
+        self.backend = load_backend(cfg.backend, cfg.model, cfg.adapter)
         self.generate = self.backend.generate  # replaceable: tests script it
         self.found: list[list[str]] = []  # titles per search, in order
         self.history: list[tuple[str, str]] = []

@@ -27,7 +27,10 @@ def config_hash(config: dict) -> str:
 
 def read_done(folder: str | Path) -> dict | None:
     """The done.json of a completed stage folder, or None if it is not complete."""
-    path = Path(folder) / DONE
+    return _read(Path(folder) / DONE)
+
+
+def _read(path: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
@@ -36,18 +39,25 @@ def read_done(folder: str | Path) -> dict | None:
         return None
 
 
+STARTED = "stage.json"
+
+
 @contextmanager
-def stage_folder(final: str | Path, config: dict) -> Iterator[tuple[Path, dict]]:
+def stage_folder(final: str | Path, config: dict, resume: bool = False) -> Iterator[tuple[Path, dict]]:
     """Yield (temporary folder, counts dict); on success write done.json and move it to `final`.
 
     The body fills the counts dict; it lands in done.json. On an exception the temporary
-    folder stays for inspection and `final` is untouched.
+    folder stays for inspection and `final` is untouched. With `resume`, a temporary folder
+    left by an interrupted attempt with the same config is kept (its checkpoints are the
+    stage's to use); otherwise it is cleared.
     """
     final = Path(final)
     tmp = final.with_name(final.name + ".tmp")
-    if tmp.exists():
+    started = {"config_hash": config_hash(config)}
+    if tmp.exists() and not (resume and _read(tmp / STARTED) == started):
         shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / STARTED).write_text(json.dumps(started) + "\n")
     counts: dict = {}
     start = time.time()
     yield tmp, counts

@@ -38,3 +38,18 @@ def sequence_logprobs(model, pad_id: int, sequences: list[list[int]], grad: bool
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()  # (B, T-1, V)
         lp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # (B, T-1)
     return [lp[i, :len(s) - 1] for i, s in enumerate(sequences)]
+
+
+def load_backend(kind: str, model, adapter=None, lora_rank: int = 0):
+    """The backend named `kind` ("cpu" or "gpu"), imported only now."""
+    if kind == "gpu":
+        from minisearch.backends.gpu import GpuBackend
+
+        return GpuBackend(model, adapter=adapter, lora_rank=lora_rank or 16)
+    if kind != "cpu":
+        from minisearch.errors import UserError
+
+        raise UserError(f"unknown backend {kind!r}: choose cpu or gpu")
+    from minisearch.backends.cpu import CpuBackend
+
+    return CpuBackend(model, adapter=adapter, lora_rank=lora_rank)

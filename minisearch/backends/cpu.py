@@ -18,6 +18,7 @@ from transformers.utils import logging as hf_logging
 
 from minisearch.backends import Completion, sequence_logprobs
 from minisearch.errors import UserError
+from minisearch.protocol import TAGS
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -35,7 +36,7 @@ class CpuBackend:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = _with_lora(base, adapter, lora_rank).to(device)
+        self.model = _with_lora(base, adapter, lora_rank, tag_token_ids(self.tokenizer)).to(device)
         self.device = device
 
     @property
@@ -108,13 +109,26 @@ class CpuBackend:
         return Path(path)
 
 
-def _with_lora(base, adapter, rank):
+def tag_token_ids(tokenizer) -> list[int]:
+    """Ids of the protocol tags that are single added tokens (the tiny model's).
+
+    Their embedding rows were added after pre-training (the warm-up reads no tags), so
+    LoRA alone could never learn to write them; the adapter trains these rows too (peft's
+    trainable tokens; with tied embeddings that covers the output layer). Models whose
+    tokenizer spells the tags with ordinary tokens (Qwen2.5) get an empty list.
+    """
+    added = {t.content: i for i, t in tokenizer.added_tokens_decoder.items()}
+    return [added[t] for t in TAGS if t in added]
+
+
+def _with_lora(base, adapter, rank, train_ids):
     if adapter is None and rank <= 0:
         return base
     from peft import LoraConfig, PeftModel, get_peft_model
 
     if adapter is not None:
         return PeftModel.from_pretrained(base, str(adapter), is_trainable=True)
+    extra = {"trainable_token_indices": {"embed_tokens": train_ids}} if train_ids else {}
     config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=LORA_TARGETS,
-                        task_type="CAUSAL_LM")
+                        task_type="CAUSAL_LM", **extra)
     return get_peft_model(base, config)

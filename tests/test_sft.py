@@ -1,0 +1,119 @@
+"""SFT: labels only on model-written tokens; training lowers the loss and changes the adapter;
+an interrupted run resumes from its checkpoint and ends where an uninterrupted one does."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from minisearch import sft  # noqa: E402
+from minisearch.errors import UserError  # noqa: E402
+from minisearch.jsonl import read_jsonl, write_jsonl  # noqa: E402
+from minisearch.rollout import from_record, render  # noqa: E402
+from minisearch.search import open_searcher  # noqa: E402
+from minisearch.teachers import TeachConfig, teach  # noqa: E402
+from minisearch.teachers.scripted import ScriptedTeacher  # noqa: E402
+from minisearch.traj import judge  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trajectories(toy_run, tmp_path_factory):
+    """Accepted scripted-teacher trajectories for one-hop toy questions, as a JSONL file."""
+    root, world = toy_run
+    names = {p["id"]: p["contents"].split("\n")[0] for p in world.passages}
+    cfg = TeachConfig(words_per_hit=30)
+    tasks = [t for t in world.qa["train"] if t["metadata"]["type"] == "one-hop"][:48]
+    with open_searcher(root / "index") as searcher:
+        episodes = teach(tasks, ScriptedTeacher(cfg, names), searcher.search, cfg)
+    records = [e.record(cfg.max_turns, "scripted") for e in episodes
+               if judge(e.task, e.answer, e.end, len(e.queries), 0.8)[0]]
+    path = tmp_path_factory.mktemp("traj") / "round-0.jsonl"
+    write_jsonl(path, records)
+    return path
+
+
+def test_labels_are_the_model_tokens_only(toy_run, trajectories):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(toy_run[0] / "model")
+    records = list(read_jsonl(trajectories))
+    rows, skipped = sft.examples(tok, records, max_len=4096)
+    assert len(rows) == len(records) and not skipped
+    for row, record in zip(rows, records):
+        ids, mask = render(from_record(tok, record))
+        assert row["input_ids"] == ids
+        targets = [t for t in row["labels"] if t != -100]
+        model_text = "".join(t["text"] for t in record["turns"] if t["who"] == "model")
+        assert tok.decode(targets) == model_text  # every model token, and nothing else
+        assert "<information>" not in tok.decode(targets)
+    short, skipped = sft.examples(tok, records, max_len=50)
+    assert not short and skipped["too_long"] == len(records)
+
+
+def weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "adapter" / "adapter_model.safetensors"))
+
+
+def config(toy_run, data, out, **kw):
+    defaults = dict(lora_rank=8, lr=5e-3, max_steps=8, batch_size=4, save_steps=4, seed=0)
+    return sft.SftConfig(data=str(data), model=str(toy_run[0] / "model"), out=str(out), **{**defaults, **kw})
+
+
+def test_sft_lowers_the_loss_and_changes_the_adapter(toy_run, trajectories, tmp_path):
+    import torch
+
+    out = sft.run(config(toy_run, trajectories.parent, tmp_path / "sft", max_steps=40), echo=lambda *_: None)
+    done = json.loads((out / "done.json").read_text())["counts"]
+    history = list(read_jsonl(out / "metrics.jsonl"))
+    assert [h["step"] for h in history] == list(range(1, 41))
+    first = sum(h["loss"] for h in history[:4]) / 4
+    last = sum(h["loss"] for h in history[-4:]) / 4
+    assert last < 0.8 * first, (first, last)
+    assert history[-1]["token_acc"] > history[0]["token_acc"]
+    lora_b = [w for k, w in weights(out).items() if "lora_B" in k]
+    assert lora_b and any(torch.count_nonzero(w) > 0 for w in lora_b)  # B starts at zero
+    assert done["steps"] == 40 and not (out / "checkpoints").exists()
+
+
+def test_interrupted_sft_resumes_from_its_checkpoint(toy_run, trajectories, tmp_path, monkeypatch):
+    import torch
+    from transformers import TrainerCallback
+
+    whole = sft.run(config(toy_run, trajectories, tmp_path / "whole"), echo=lambda *_: None)
+
+    class Kill(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 6:
+                raise KeyboardInterrupt
+
+    make = sft.make_trainer
+
+    def killed_at_6(*args, **kwargs):
+        trainer = make(*args, **kwargs)
+        trainer.add_callback(Kill())
+        return trainer
+    monkeypatch.setattr(sft, "make_trainer", killed_at_6)
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        sft.run(config(toy_run, trajectories, out), echo=lambda *_: None)
+    assert not out.exists() and (tmp_path / "resumed.tmp" / "checkpoints" / "checkpoint-4").is_dir()
+    monkeypatch.setattr(sft, "make_trainer", make)
+    lines = []
+    sft.run(config(toy_run, trajectories, out), echo=lines.append)
+    assert any("resuming from" in line and "checkpoint-4" in line for line in lines)
+    counts = json.loads((out / "done.json").read_text())["counts"]
+    assert counts["steps"] == 8 and counts["resumed_from"].endswith("checkpoint-4")
+    steps = [h["step"] for h in read_jsonl(out / "metrics.jsonl")]
+    assert steps[-4:] == [5, 6, 7, 8]
+    a, b = weights(whole), weights(out)
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_missing_data_says_how_to_make_it(toy_run, tmp_path):
+    with pytest.raises(UserError, match="minisearch traj"):
+        sft.run(config(toy_run, tmp_path / "nothing", tmp_path / "out"))
