@@ -54,17 +54,34 @@ data: $(DATA)
 $(DATA): | install
 	$(BIN)/python bench/realtext.py --out $(DATA)
 
-# What exists so far: the toy world, its index, a few searches. The training stages
-# (model, ramp, traj, sft, dapo, eval) are still being built, so this ends non-zero.
-demo: install
-	$(BIN)/minisearch toyworld --size 2000 --out $(DEMO)/world
-	$(BIN)/minisearch corpus $(DEMO)/world/passages.jsonl --out $(DEMO)/corpus
-	$(BIN)/minisearch index build $(DEMO)/corpus --out $(DEMO)/index
-	$(BIN)/minisearch index info $(DEMO)/index
+# The loop on the CPU, stage by stage; each stage's done.json is its make target, so a rerun
+# skips what is complete. Built so far: toy world, index, tiny model + warm-up, RAMP tasks,
+# scripted-teacher trajectories, SFT with held-out RAMP accuracy before/after. DAPO, eval
+# and the recipe runner are still being built, so this ends non-zero after the SFT stage.
+M := $(BIN)/minisearch
+demo: $(DEMO)/sft/done.json
 	@q=$$($(BIN)/python -c "import json; print(json.loads(open('$(DEMO)/world/qa/dev.jsonl').readline())['question'])"); \
-	  echo "question: $$q"; $(BIN)/minisearch index search $(DEMO)/index "$$q" -k 3
-	@echo "The training stages of the demo (tiny model, RAMP, SFT, DAPO, eval) are not built yet." >&2
+	  echo "question: $$q"; $(M) ask "$$q" --run $(DEMO) || true
+	@echo "Chat with it: $(M) chat --run $(DEMO)"
+	@echo "The rest of the demo (DAPO, eval, the recipe runner) is not built yet." >&2
 	@exit 2
+$(DEMO)/world/manifest.json: | install
+	$(M) toyworld --size 2000 --out $(DEMO)/world
+$(DEMO)/corpus/done.json: $(DEMO)/world/manifest.json
+	$(M) corpus $(DEMO)/world/passages.jsonl --out $(DEMO)/corpus
+$(DEMO)/index/done.json: $(DEMO)/corpus/done.json
+	$(M) index build $(DEMO)/corpus --out $(DEMO)/index
+$(DEMO)/init/config.json: $(DEMO)/corpus/done.json
+	$(M) model init --corpus $(DEMO)/corpus --out $(DEMO)/init
+$(DEMO)/model/done.json: $(DEMO)/init/config.json
+	$(M) model warmup --model $(DEMO)/init --corpus $(DEMO)/corpus --out $(DEMO)/model --steps 300
+$(DEMO)/ramp/done.json: $(DEMO)/index/done.json
+	$(M) ramp $(DEMO)/corpus --index $(DEMO)/index --out $(DEMO)/ramp
+$(DEMO)/traj/done.json: $(DEMO)/ramp/done.json
+	$(M) traj $(DEMO)/ramp/train.jsonl --index $(DEMO)/index --out $(DEMO)/traj --answer-form spans
+$(DEMO)/sft/done.json: $(DEMO)/traj/done.json $(DEMO)/model/done.json
+	$(M) sft $(DEMO)/traj --model $(DEMO)/model --out $(DEMO)/sft --lr 5e-3 --epochs 3 \
+	  --eval-tasks $(DEMO)/ramp/dev.jsonl --index $(DEMO)/index --eval-limit 64
 
 recipe-qwen1.5b: install
 	@echo "recipe-qwen1.5b needs the training stages (model, ramp, traj, sft, dapo, eval): not built yet." >&2

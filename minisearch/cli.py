@@ -219,8 +219,6 @@ def ask(question, as_json, **options):
 
 
 LATER = {
-    "traj": ("Synthesise accepted agent trajectories with a teacher.", "the RAMP/traj/SFT issue"),
-    "sft": ("LoRA SFT on trajectories (loss on model-written tokens only).", "the RAMP/traj/SFT issue"),
     "dapo": ("DAPO reinforcement learning with a mask-count curriculum.", "the DAPO issue"),
     "eval": ("Evaluate an adapter on QA sets and held-out RAMP tasks.", "the whole-loop issue"),
     "run": ("Run a recipe's stages in order, resuming where it stopped.", "the whole-loop issue"),
@@ -282,6 +280,8 @@ export.command("verl", help="Write curriculum stages as veRL parquet. [not built
                context_settings={"ignore_unknown_options": True, "allow_extra_args": True})(
     not_built("export verl", "a later issue"))
 
+
+from minisearch import cli_train  # noqa: E402,F401  (registers the training stages' commands)
 
 if __name__ == "__main__":
     main()

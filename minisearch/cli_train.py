@@ -1,0 +1,68 @@
+"""The training stages' commands (`traj`, `sft`), registered on the main `minisearch` group."""
+
+from __future__ import annotations
+
+import click
+
+from minisearch.cli import main, user_errors
+
+
+@main.command()
+@click.argument("tasks")
+@click.option("--index", "index_dir", required=True, help="The index the teacher searches.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Stage folder to write.")
+@click.option("--teacher", type=click.Choice(["scripted", "agents"]), default="scripted", show_default=True,
+              help="scripted: knows the toy world; agents: planner/rewriter/observer played by --teacher-model.")
+@click.option("--teacher-model", help="Model folder or Hugging Face id for the agents teacher.")
+@click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
+@click.option("--corpus", help="Passages (for the scripted teacher's QA tasks: entity names).")
+@click.option("--limit", type=int, help="Tasks for the teacher's round (default: all).")
+@click.option("--rounds", default=1, show_default=True, help="1 = teacher only; each more adds a student round.")
+@click.option("--round-tasks", default=200, show_default=True, help="Fresh tasks per student round.")
+@click.option("--student-model", help="Base model of the student (self-evolving rounds).")
+@click.option("--answer-form", type=click.Choice(["paragraph", "spans"]), default="paragraph", show_default=True,
+              help="How RAMP answers are written: the whole paragraph, or the spans as 'a; b'.")
+@click.option("--max-turns", default=4, show_default=True)
+@click.option("-k", "topk", default=3, show_default=True, help="Passages per search.")
+@click.option("--seed", default=0, show_default=True)
+@user_errors
+def traj(tasks, index_dir, out, teacher, teacher_model, backend, corpus, limit, rounds, round_tasks, student_model,
+         answer_form, max_turns, topk, seed):
+    """Make accepted agent trajectories for TASKS (RAMP or QA JSONL) with a teacher."""
+    from minisearch.teachers import TeachConfig
+    from minisearch.traj import TrajConfig, run
+
+    run(TrajConfig(tasks=tasks, index=index_dir, out=out, teacher=teacher, teacher_model=teacher_model,
+                   backend=backend, corpus=corpus, limit=limit, rounds=rounds, round_tasks=round_tasks,
+                   student_model=student_model, seed=seed,
+                   teach=TeachConfig(max_turns=max_turns, topk=topk, answer_form=answer_form)), echo=click.echo)
+    click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.argument("data")
+@click.option("--model", required=True, help="Base model folder or Hugging Face id.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Stage folder to write.")
+@click.option("--adapter", help="Continue from this LoRA adapter.")
+@click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
+@click.option("--lora-rank", default=16, show_default=True)
+@click.option("--lr", default=2e-4, show_default=True)
+@click.option("--epochs", default=2.0, show_default=True)
+@click.option("--max-steps", default=-1, show_default=True, help="Overrides --epochs when > 0.")
+@click.option("--batch-size", default=8, show_default=True)
+@click.option("--grad-accum", default=1, show_default=True)
+@click.option("--save-steps", default=50, show_default=True, help="Checkpoint every N steps (a rerun resumes).")
+@click.option("--eval-tasks", help="Held-out tasks scored before and after training (needs --index).")
+@click.option("--index", "index_dir", help="Index for the held-out evaluation.")
+@click.option("--eval-limit", default=64, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@user_errors
+def sft(data, model, out, adapter, backend, lora_rank, lr, epochs, max_steps, batch_size, grad_accum, save_steps,
+        eval_tasks, index_dir, eval_limit, seed):
+    """LoRA SFT on DATA (a traj folder or a JSONL of trajectories); loss on model-written tokens only."""
+    from minisearch.sft import SftConfig, run
+
+    run(SftConfig(data=data, model=model, out=out, adapter=adapter, backend=backend, lora_rank=lora_rank, lr=lr,
+                  epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
+                  save_steps=save_steps, eval_tasks=eval_tasks, index=index_dir, eval_limit=eval_limit, seed=seed),
+        echo=click.echo)

@@ -1,0 +1,56 @@
+"""ramp -> traj -> sft from the command line on the toy world, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from click.testing import CliRunner  # noqa: E402
+
+from minisearch.cli import main  # noqa: E402
+from minisearch.jsonl import read_jsonl, write_jsonl  # noqa: E402
+
+
+def test_ramp_traj_sft_from_the_cli(toy_run, tmp_path):
+    root, world = toy_run
+    write_jsonl(tmp_path / "passages.jsonl", world.passages)
+    run = CliRunner().invoke
+    r = run(main, ["ramp", str(tmp_path / "passages.jsonl"), "--index", str(root / "index"), "--out",
+                   str(tmp_path / "ramp"), "--dev", "0.1", "--k-weights", "0.7,0.3,0,0"])
+    assert r.exit_code == 0, r.output
+    r = run(main, ["traj", str(tmp_path / "ramp" / "train.jsonl"), "--index", str(root / "index"), "--out",
+                   str(tmp_path / "traj"), "--answer-form", "spans"])
+    assert r.exit_code == 0, r.output
+    assert "accepted" in r.output
+    stats = json.loads((tmp_path / "traj" / "stats.json").read_text())
+    rows = list(read_jsonl(tmp_path / "traj" / "round-0.jsonl"))
+    assert stats[0]["accepted"] == len(rows) > 10 and all(row["reward"]["all_spans"] == 1.0 for row in rows)
+    r = run(main, ["sft", str(tmp_path / "traj"), "--model", str(root / "model"), "--out", str(tmp_path / "sft"),
+                   "--max-steps", "3", "--batch-size", "4", "--lora-rank", "4", "--eval-tasks",
+                   str(tmp_path / "ramp" / "dev.jsonl"), "--index", str(root / "index"), "--eval-limit", "3"])
+    assert r.exit_code == 0, r.output
+    counts = json.loads((tmp_path / "sft" / "done.json").read_text())["counts"]
+    assert counts["steps"] == 3 and counts["eval_before"]["n"] == 3 and "span_acc" in counts["eval_after"]
+    assert (tmp_path / "sft" / "adapter" / "adapter_model.safetensors").is_file()
+    r = run(main, ["sft", str(tmp_path / "nothing"), "--model", str(root / "model"), "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "minisearch traj" in r.output
+
+
+def test_self_evolving_round_trains_a_student_and_logs_its_acceptance(toy_run, tmp_path):
+    from minisearch.teachers import TeachConfig
+    from minisearch.traj import TrajConfig, run
+
+    root, world = toy_run
+    write_jsonl(tmp_path / "qa.jsonl", [t for t in world.qa["train"] if t["metadata"]["type"] == "one-hop"])
+    write_jsonl(tmp_path / "passages.jsonl", world.passages)
+    out = run(TrajConfig(tasks=str(tmp_path / "qa.jsonl"), index=str(root / "index"), out=str(tmp_path / "traj"),
+                         corpus=str(tmp_path / "passages.jsonl"), limit=24, rounds=2, round_tasks=6,
+                         student_model=str(root / "model"), student_steps=2, teach=TeachConfig(words_per_hit=30)),
+              echo=lambda *_: None)
+    stats = json.loads((out / "stats.json").read_text())
+    assert [s["round"] for s in stats] == [0, 1] and stats[1]["who"] == "student-1" and stats[1]["tasks"] == 6
+    assert stats[1]["pool"] == stats[0]["pool"] + stats[1]["accepted"]
+    assert (out / "round-1.jsonl").is_file() and (out / "student-1" / "sft" / "adapter").is_dir()
