@@ -6,27 +6,13 @@ without torch, Whoosh or a GPU stack installed.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 
 import click
 
-from minisearch.errors import UserError
-
-
-def user_errors(fn):
-    """Turn UserError into a clean message and exit status 2 (no traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except UserError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
-
-    return wrapper
+from minisearch.cli_train import sft, traj
+from minisearch.errors import UserError, user_errors
 
 
 def not_built(name: str, issue: str):
@@ -188,6 +174,10 @@ def make_agent(run, index_dir, model, backend, max_turns, topk, show_thoughts, k
                             topk=topk, show_thoughts=show_thoughts, keep_history=keep_history))
 
 
+main.add_command(traj)
+main.add_command(sft)
+
+
 @main.command()
 @agent_options
 @click.option("--keep-history", is_flag=True, help="Carry earlier questions and answers into the next.")
@@ -279,9 +269,6 @@ def export():
 export.command("verl", help="Write curriculum stages as veRL parquet. [not built yet]",
                context_settings={"ignore_unknown_options": True, "allow_extra_args": True})(
     not_built("export verl", "a later issue"))
-
-
-from minisearch import cli_train  # noqa: E402,F401  (registers the training stages' commands)
 
 if __name__ == "__main__":
     main()

@@ -1,13 +1,13 @@
-"""The training stages' commands (`traj`, `sft`), registered on the main `minisearch` group."""
+"""The training stages' commands (`traj`, `sft`); `cli.py` adds them to the `minisearch` group."""
 
 from __future__ import annotations
 
 import click
 
-from minisearch.cli import main, user_errors
+from minisearch.errors import user_errors
 
 
-@main.command()
+@click.command()
 @click.argument("tasks")
 @click.option("--index", "index_dir", required=True, help="The index the teacher searches.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Stage folder to write.")
@@ -39,7 +39,7 @@ def traj(tasks, index_dir, out, teacher, teacher_model, backend, corpus, limit, 
     click.echo(f"wrote {out}")
 
 
-@main.command()
+@click.command()
 @click.argument("data")
 @click.option("--model", required=True, help="Base model folder or Hugging Face id.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Stage folder to write.")

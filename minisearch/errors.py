@@ -1,5 +1,8 @@
 """The one error type a user sees: what went wrong, where, and what to do."""
 
+import functools
+import sys
+
 
 class UserError(Exception):
     """A problem with the user's input or environment, not a bug.
@@ -7,3 +10,19 @@ class UserError(Exception):
     The CLI prints the message (no traceback) and exits with status 2.
     Say what was wrong, where (file, line, key) and what to do about it.
     """
+
+
+def user_errors(fn):
+    """For CLI commands: turn UserError into a clean message and exit status 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            import click
+
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+
+    return wrapper

@@ -13,6 +13,8 @@ prediction contains (a long answer can game it; the rewards add a length guard).
 >>> task = {"metadata": {"masked": "[mask] flows through [mask].", "masks": ["Velkaran", "Ostrivel"]}}
 >>> ramp_spans_correct(task, "Velkaran flows through Vriogu.")
 [True, False]
+>>> ramp_spans_correct(task, None)
+[False, False]
 """
 
 from __future__ import annotations
@@ -63,8 +65,7 @@ def token_recall(pred: str | None, golds) -> float:
 def ramp_spans_correct(task: dict, answer: str | None) -> list[bool]:
     """For each mask of a RAMP task, whether the answer fills it with the original span."""
     meta = task["metadata"]
-    filled = fill_masks(meta["masked"], answer, len(meta["masks"])) if answer is not None else [None] * len(
-        meta["masks"])
+    filled = fill_masks(meta["masked"], answer, len(meta["masks"]))  # all None when there is no answer
     return [span_match(f, gold) for f, gold in zip(filled, meta["masks"])]
 
 

@@ -29,6 +29,11 @@ def split_contents(contents: str) -> tuple[str, str]:
     return title.strip(), text.strip()
 
 
+def passage_titles(passages) -> dict[str, str]:
+    """Passage id -> title, for code that names what a passage is about."""
+    return {p["id"]: split_contents(p["contents"])[0] for p in passages}
+
+
 def make_qa(qid: str, question: str, answers: list[str], **metadata) -> dict:
     """A QA task record in the FlashRAG form."""
     return {"id": qid, "question": question, "golden_answers": list(answers), "metadata": metadata}

@@ -20,6 +20,7 @@ With `eval_tasks` and `index`, held-out accuracy is measured before and after tr
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -152,45 +153,48 @@ def latest_checkpoint(folder: Path) -> str | None:
     return str(max(steps)[1]) if steps else None
 
 
-def held_out(backend, cfg: SftConfig) -> tuple[dict, list[dict]] | None:
-    if not (cfg.eval_tasks and cfg.index):
-        return None
-    from minisearch.evaluate import evaluate
-    from minisearch.search import open_searcher
-
-    tasks = list(read_jsonl(cfg.eval_tasks))[:cfg.eval_limit]
-    searcher = open_searcher(cfg.index)
-    try:
-        return evaluate(backend, searcher, tasks, cfg.rollout)
-    finally:
-        searcher.close()
+def trim_metrics(path: Path, last_step: int) -> None:
+    """Keep the log lines of steps up to `last_step` (a resumed run logs the rest again)."""
+    if path.is_file():
+        write_jsonl(path, [row for row in read_jsonl(path) if row["step"] <= last_step])
 
 
-def run(cfg: SftConfig, echo=print) -> Path:
+def run(cfg: SftConfig, echo=print, backend=None) -> Path:
+    """Train and write the stage folder; `backend`: one already loaded from `cfg.model` with a
+    fresh LoRA (the traj stage passes its student's, so the model is loaded once)."""
+    from contextlib import ExitStack
+
     from transformers import set_seed
 
     from minisearch.backends import load_backend
+    from minisearch.evaluate import evaluate
 
+    if bool(cfg.eval_tasks) != bool(cfg.index):
+        raise UserError("a held-out evaluation needs both the tasks and the index: --eval-tasks FILE --index DIR")
     records = [r for f in trajectory_files(cfg.data) for r in read_jsonl(f)]
-    set_seed(cfg.seed)  # the fresh LoRA weights depend on it: same seed, same run
-    backend = load_backend(cfg.backend, cfg.model, cfg.adapter, cfg.lora_rank)
+    eval_tasks = list(read_jsonl(cfg.eval_tasks))[:cfg.eval_limit] if cfg.eval_tasks else []
+    if backend is None:
+        set_seed(cfg.seed)  # the fresh LoRA weights depend on it: same seed, same run
+        backend = load_backend(cfg.backend, cfg.model, cfg.adapter, cfg.lora_rank)
     rows, skipped = examples(backend.tokenizer, records, cfg.max_len)
     if not rows:
         raise UserError(f"{cfg.data}: no trajectory fits in max_len={cfg.max_len} tokens (skipped {dict(skipped)})")
-    with stage_folder(cfg.out, asdict(cfg), resume=True) as (tmp, counts):
-        before = None
-        if (tmp / "eval_before.json").is_file():
-            before = json.loads((tmp / "eval_before.json").read_text())
-        elif (result := held_out(backend, cfg)) is not None:
-            before = result[0]
-            (tmp / "eval_before.json").write_text(json.dumps(before) + "\n")
+    with stage_folder(cfg.out, asdict(cfg), resume=True) as (tmp, counts), ExitStack() as stack:
+        if eval_tasks:
+            from minisearch.search import open_searcher
+
+            searcher = stack.enter_context(open_searcher(cfg.index))
+            if (tmp / "eval_before.json").is_file():  # measured before the run was interrupted
+                before = json.loads((tmp / "eval_before.json").read_text())
+            else:
+                before = evaluate(backend, searcher, eval_tasks, cfg.rollout)[0]
+                (tmp / "eval_before.json").write_text(json.dumps(before) + "\n")
             echo(f"sft: held-out before training {before}")
         trainer = make_trainer(backend, rows, cfg, tmp, echo)
         resume = latest_checkpoint(tmp / "checkpoints")
+        trim_metrics(tmp / "metrics.jsonl", int(resume.rsplit("-", 1)[1]) if resume else 0)
         if resume:
             echo(f"sft: resuming from {resume}")
-        elif (tmp / "metrics.jsonl").exists():
-            (tmp / "metrics.jsonl").unlink()  # a start from scratch logs from scratch
         trainer.train(resume_from_checkpoint=resume)
         backend.save_adapter(tmp / "adapter")
         history = list(read_jsonl(tmp / "metrics.jsonl"))
@@ -198,13 +202,11 @@ def run(cfg: SftConfig, echo=print) -> Path:
                       steps=trainer.state.global_step, resumed_from=resume,
                       first_loss=history[0]["loss"], final_loss=history[-1]["loss"],
                       final_token_acc=history[-1]["token_acc"])
-        if before is not None:
-            after, samples = held_out(backend, cfg)
+        if eval_tasks:
+            after, samples = evaluate(backend, searcher, eval_tasks, cfg.rollout)
             write_jsonl(tmp / "eval_samples.jsonl", samples)
             counts.update(eval_before=before, eval_after=after)
             echo(f"sft: held-out after training {after}")
-        import shutil
-
         shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
     echo(f"sft: loss {counts['first_loss']:.3f} -> {counts['final_loss']:.3f} over {counts['steps']} steps; "
          f"adapter in {Path(cfg.out) / 'adapter'}")

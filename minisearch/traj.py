@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class TrajConfig:
     round_tasks: int = 200             # fresh tasks per student round
     student_model: str | None = None   # base model of the student in rounds >= 1
     student_steps: int = 60
+    student_lr: float = 2e-3
     qa_f1: float = 0.8
     seed: int = 0
     teach: TeachConfig = field(default_factory=TeachConfig)
@@ -63,9 +65,9 @@ def make_teacher(cfg: TrajConfig):
         names = {}
         if cfg.corpus:
             from minisearch.corpus import iter_passages
-            from minisearch.records import split_contents
+            from minisearch.records import passage_titles
 
-            names = {p["id"]: split_contents(p["contents"])[0] for p in iter_passages(cfg.corpus)}
+            names = passage_titles(iter_passages(cfg.corpus))
         return ScriptedTeacher(cfg.teach, names)
     if cfg.teacher == "agents":
         if not cfg.teacher_model:
@@ -77,22 +79,34 @@ def make_teacher(cfg: TrajConfig):
     raise UserError(f"unknown teacher {cfg.teacher!r}: choose scripted or agents")
 
 
-def teacher_round(tasks: list[dict], cfg: TrajConfig, searcher, echo) -> tuple[list[dict], dict]:
+def select(records: list[dict], by_id: dict[str, dict], qa_f1: float) -> tuple[list[dict], dict]:
+    """The accepted records (with their reward parts) and how every attempt ended."""
+    accepted, ends = [], Counter()
+    for record in records:
+        ok, parts = judge(by_id[record["task_id"]], record["answer"], record["end"], len(record["queries"]), qa_f1)
+        ends[record["end"].split(":")[0]] += 1
+        if ok:
+            accepted.append({**record, "reward": parts})
+    return accepted, dict(ends)
+
+
+def teacher_round(tasks: list[dict], cfg: TrajConfig, searcher) -> list[dict]:
+    """Every task's trajectory by the teacher, right or wrong."""
     from tqdm import tqdm
 
     teacher = make_teacher(cfg)
-    accepted, ends = [], {}
+    records = []
     for start in tqdm(range(0, len(tasks), cfg.batch), desc="teacher", unit=" batches", mininterval=2.0):
-        for e in teach(tasks[start:start + cfg.batch], teacher, searcher.search, cfg.teach):
-            ok, parts = judge(e.task, e.answer, e.end, len(e.queries), cfg.qa_f1)
-            ends[e.end.split(":")[0]] = ends.get(e.end.split(":")[0], 0) + 1
-            if ok:
-                accepted.append({**e.record(cfg.teach.max_turns, teacher.name), "reward": parts})
-    return accepted, {"ends": ends}
+        records += [e.record(cfg.teach.max_turns, teacher.name)
+                    for e in teach(tasks[start:start + cfg.batch], teacher, searcher.search, cfg.teach)]
+    return records
 
 
-def student_round(r: int, tasks: list[dict], pool: list[dict], cfg: TrajConfig, searcher, tmp: Path, echo):
-    """Fine-tune a student on the pool, let it answer fresh tasks alone, keep its right answers."""
+def student_round(r: int, tasks: list[dict], pool: list[dict], cfg: TrajConfig, searcher, tmp: Path,
+                  echo) -> list[dict]:
+    """Fine-tune a student on the pool, then every task's trajectory by the student alone."""
+    from transformers import set_seed
+
     from minisearch.backends import load_backend
     from minisearch.rollout import RolloutConfig, rollout, to_record
     from minisearch.sft import SftConfig
@@ -102,19 +116,16 @@ def student_round(r: int, tasks: list[dict], pool: list[dict], cfg: TrajConfig, 
         raise UserError("self-evolving rounds need the student's base model: --student-model PATH")
     work = tmp / f"student-{r}"
     write_jsonl(work / "pool.jsonl", pool)
-    sft_run(SftConfig(data=str(work / "pool.jsonl"), model=cfg.student_model, out=str(work / "sft"),
-                      backend=cfg.backend, max_steps=cfg.student_steps, seed=cfg.seed + r, lr=2e-3), echo)
-    student = load_backend(cfg.backend, cfg.student_model, work / "sft" / "adapter")
+    sft = SftConfig(data=str(work / "pool.jsonl"), model=cfg.student_model, out=str(work / "sft"),
+                    backend=cfg.backend, max_steps=cfg.student_steps, seed=cfg.seed + r, lr=cfg.student_lr)
+    set_seed(sft.seed)
+    student = load_backend(cfg.backend, cfg.student_model, lora_rank=sft.lora_rank)  # trained, then sampled
+    sft_run(sft, echo, backend=student)
     rcfg = RolloutConfig(max_turns=cfg.teach.max_turns, topk=cfg.teach.topk, words_per_hit=cfg.teach.words_per_hit,
                          temperature=0.0, max_new_tokens=256, max_total_tokens=2048)
-    accepted = []
     by_id = {t["id"]: t for t in tasks}
-    for traj in rollout(tasks, student.generate, searcher.search, student.tokenizer, rcfg):
-        task = by_id[traj.task_id]
-        ok, parts = judge(task, traj.answer, traj.end, traj.searches, cfg.qa_f1)
-        if ok:
-            accepted.append(to_record(traj, task, cfg.teach.max_turns, f"student-{r}", reward=parts))
-    return accepted, {}
+    return [to_record(traj, by_id[traj.task_id], cfg.teach.max_turns, f"student-{r}")
+            for traj in rollout(tasks, student.generate, searcher.search, student.tokenizer, rcfg)]
 
 
 def run(cfg: TrajConfig, echo=print) -> Path:
@@ -124,30 +135,26 @@ def run(cfg: TrajConfig, echo=print) -> Path:
     if not tasks:
         raise UserError(f"{cfg.tasks} holds no tasks; make RAMP tasks with `minisearch ramp CORPUS --out DIR`")
     random.Random(cfg.seed).shuffle(tasks)
+    by_id = {t["id"]: t for t in tasks}
     first = cfg.limit or len(tasks)
-    searcher = open_searcher(cfg.index)
     stats, pool = [], []
-    with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts):
+    with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts), open_searcher(cfg.index) as searcher:
         for r in range(cfg.rounds):
-            if r == 0:
-                chunk = tasks[:first]
-                accepted, extra = teacher_round(chunk, cfg, searcher, echo)
-            else:
-                at = first + (r - 1) * cfg.round_tasks
-                chunk = tasks[at:at + cfg.round_tasks]
-                if not chunk:
-                    echo(f"traj: no fresh tasks left for round {r}; stopping")
-                    break
-                accepted, extra = student_round(r, chunk, pool, cfg, searcher, tmp, echo)
+            chunk = tasks[:first] if r == 0 else tasks[first + (r - 1) * cfg.round_tasks:][:cfg.round_tasks]
+            if not chunk:
+                echo(f"traj: no fresh tasks left for round {r}; stopping")
+                break
+            records = teacher_round(chunk, cfg, searcher) if r == 0 else student_round(r, chunk, pool, cfg,
+                                                                                         searcher, tmp, echo)
+            accepted, ends = select(records, by_id, cfg.qa_f1)
             pool += accepted
             write_jsonl(tmp / f"round-{r}.jsonl", accepted)
             row = {"round": r, "who": cfg.teacher if r == 0 else f"student-{r}", "tasks": len(chunk),
-                   "accepted": len(accepted), "acceptance": round(len(accepted) / max(1, len(chunk)), 4),
-                   "pool": len(pool), **extra}
+                   "accepted": len(accepted), "acceptance": round(len(accepted) / len(chunk), 4),
+                   "pool": len(pool), "ends": ends}
             stats.append(row)
             echo(f"traj round {r} ({row['who']}): {row['accepted']}/{row['tasks']} accepted "
                  f"({row['acceptance']:.0%}), pool {row['pool']}")
-        searcher.close()
         if not pool:
             raise UserError("no trajectory was accepted; look at the teacher's answers (is the index the "
                             "corpus the tasks came from?)")

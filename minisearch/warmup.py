@@ -50,17 +50,13 @@ def blocks(tokenizer, passages, seq_len: int) -> list[list[int]]:
 def run(cfg: WarmupConfig, echo=print) -> Path:
     import torch
     from tqdm import tqdm
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
+    from minisearch.backends.cpu import CpuBackend
+
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model)
-        model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
-    except OSError as e:
-        raise UserError(f"cannot load {cfg.model} ({e}); make one with `minisearch model init`") from e
+    backend = CpuBackend(cfg.model)  # no LoRA: the warm-up trains every weight
+    tokenizer, model = backend.tokenizer, backend.model
     data = blocks(tokenizer, iter_passages(cfg.corpus), cfg.seq_len)
     if len(data) < cfg.batch_size:
         raise UserError(f"{cfg.corpus} is too small for a warm-up: {len(data)} blocks of {cfg.seq_len} tokens")

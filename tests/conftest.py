@@ -52,3 +52,16 @@ def toy_run(tmp_path_factory):
     build_index(world.passages, root / "index")
     init_model(world.passages, root / "model", TAGS, TinyModelConfig(vocab_size=800))
     return root, world
+
+
+@pytest.fixture(scope="session")
+def toy_env(toy_run):
+    """(world, open searcher, tokenizer, run root) over `toy_run`, for rollout-level tests."""
+    from transformers import AutoTokenizer
+
+    from minisearch.search import open_searcher
+
+    root, world = toy_run
+    tok = AutoTokenizer.from_pretrained(root / "model")
+    with open_searcher(root / "index") as searcher:
+        yield world, searcher, tok, root

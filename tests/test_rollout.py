@@ -7,17 +7,6 @@ import pytest
 pytest.importorskip("transformers")
 
 from minisearch.rollout import RolloutConfig, ScriptedGenerator, render, rollout  # noqa: E402
-from minisearch.search import open_searcher  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def env(toy_run):
-    from transformers import AutoTokenizer
-
-    root, world = toy_run
-    tok = AutoTokenizer.from_pretrained(root / "model")
-    with open_searcher(root / "index") as searcher:
-        yield world, searcher, tok, root
 
 
 def searched(context: str) -> bool:
@@ -41,8 +30,8 @@ def oracle(world):
     return script
 
 
-def test_scripted_agent_searches_and_answers_with_exact_masks(env):
-    world, searcher, tok, _ = env
+def test_scripted_agent_searches_and_answers_with_exact_masks(toy_env):
+    world, searcher, tok, _ = toy_env
     tasks = one_hop(world, 6)
     trajs = rollout(tasks, ScriptedGenerator(tok, oracle(world)), searcher.search, tok, RolloutConfig(group=2))
     assert len(trajs) == 12 and [t.task_id for t in trajs[:2]] == [tasks[0]["id"]] * 2
@@ -63,8 +52,8 @@ def test_scripted_agent_searches_and_answers_with_exact_masks(env):
         assert "ignored" not in traj.completion_text()  # text after the stop tag is never kept
 
 
-def test_source_passage_is_excluded(env):
-    world, searcher, tok, _ = env
+def test_source_passage_is_excluded(toy_env):
+    world, searcher, tok, _ = toy_env
     source = world.passages[7]
     title = source["contents"].split("\n")[0]
     task = {"id": "ramp-1", "question": f"Fill the masks about {title}.", "golden_answers": ["x"],
@@ -80,8 +69,8 @@ BAD = ["no tags at all", "<search>   </search>", "<answer>never closed", "<infor
        "<search>a<search>b</search>", "<answer></answer>", "word " * 300]
 
 
-def test_malformed_turns_end_trajectories_without_crashing_the_batch(env):
-    world, searcher, tok, _ = env
+def test_malformed_turns_end_trajectories_without_crashing_the_batch(toy_env):
+    world, searcher, tok, _ = toy_env
     tasks = [{"id": f"t{i}", "question": f"q{i}", "golden_answers": ["x"], "metadata": {}} for i in range(len(BAD) + 1)]
     replies = {f"q{i}": r for i, r in enumerate(BAD)} | {f"q{len(BAD)}": "<answer>fine</answer>"}
 
@@ -96,8 +85,8 @@ def test_malformed_turns_end_trajectories_without_crashing_the_batch(env):
     assert ends[7] == "answer" and trajs[7].answer == "fine"
 
 
-def test_turn_and_token_limits(env):
-    world, searcher, tok, _ = env
+def test_turn_and_token_limits(toy_env):
+    world, searcher, tok, _ = toy_env
     task = one_hop(world, 1)
     always = ScriptedGenerator(tok, lambda ctx: "<search>river</search>")
     cfg = RolloutConfig(max_turns=2, words_per_hit=20, max_total_tokens=8000)
@@ -107,15 +96,15 @@ def test_turn_and_token_limits(env):
     assert short.end == "length" and len(short.ids) <= 400
 
 
-def test_batch_of_64_rollouts_with_searches(env):
-    world, searcher, tok, _ = env
+def test_batch_of_64_rollouts_with_searches(toy_env):
+    world, searcher, tok, _ = toy_env
     tasks = one_hop(world, 8)
     trajs = rollout(tasks, ScriptedGenerator(tok, oracle(world)), searcher.search, tok, RolloutConfig(group=8))
     assert len(trajs) == 64 and all(t.end == "answer" and t.searches == 1 for t in trajs)
 
 
-def test_tiny_model_rollouts_complete(env):
-    world, searcher, _, root = env
+def test_tiny_model_rollouts_complete(toy_env):
+    world, searcher, _, root = toy_env
     from minisearch.backends.cpu import CpuBackend
 
     backend = CpuBackend(root / "model", lora_rank=4)

@@ -12,22 +12,20 @@ pytest.importorskip("transformers")
 from minisearch import sft  # noqa: E402
 from minisearch.errors import UserError  # noqa: E402
 from minisearch.jsonl import read_jsonl, write_jsonl  # noqa: E402
+from minisearch.records import passage_titles  # noqa: E402
 from minisearch.rollout import from_record, render  # noqa: E402
-from minisearch.search import open_searcher  # noqa: E402
 from minisearch.teachers import TeachConfig, teach  # noqa: E402
 from minisearch.teachers.scripted import ScriptedTeacher  # noqa: E402
 from minisearch.traj import judge  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def trajectories(toy_run, tmp_path_factory):
+def trajectories(toy_env, tmp_path_factory):
     """Accepted scripted-teacher trajectories for one-hop toy questions, as a JSONL file."""
-    root, world = toy_run
-    names = {p["id"]: p["contents"].split("\n")[0] for p in world.passages}
+    world, searcher, _, _ = toy_env
     cfg = TeachConfig(words_per_hit=30)
     tasks = [t for t in world.qa["train"] if t["metadata"]["type"] == "one-hop"][:48]
-    with open_searcher(root / "index") as searcher:
-        episodes = teach(tasks, ScriptedTeacher(cfg, names), searcher.search, cfg)
+    episodes = teach(tasks, ScriptedTeacher(cfg, passage_titles(world.passages)), searcher.search, cfg)
     records = [e.record(cfg.max_turns, "scripted") for e in episodes
                if judge(e.task, e.answer, e.end, len(e.queries), 0.8)[0]]
     path = tmp_path_factory.mktemp("traj") / "round-0.jsonl"
@@ -35,10 +33,8 @@ def trajectories(toy_run, tmp_path_factory):
     return path
 
 
-def test_labels_are_the_model_tokens_only(toy_run, trajectories):
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(toy_run[0] / "model")
+def test_labels_are_the_model_tokens_only(toy_env, trajectories):
+    tok = toy_env[2]
     records = list(read_jsonl(trajectories))
     rows, skipped = sft.examples(tok, records, max_len=4096)
     assert len(rows) == len(records) and not skipped
@@ -109,11 +105,13 @@ def test_interrupted_sft_resumes_from_its_checkpoint(toy_run, trajectories, tmp_
     counts = json.loads((out / "done.json").read_text())["counts"]
     assert counts["steps"] == 8 and counts["resumed_from"].endswith("checkpoint-4")
     steps = [h["step"] for h in read_jsonl(out / "metrics.jsonl")]
-    assert steps[-4:] == [5, 6, 7, 8]
+    assert steps == list(range(1, 9))  # steps 5-6 of the killed attempt are logged once, by the resumed run
     a, b = weights(whole), weights(out)
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
-def test_missing_data_says_how_to_make_it(toy_run, tmp_path):
+def test_missing_data_says_how_to_make_it(toy_run, trajectories, tmp_path):
     with pytest.raises(UserError, match="minisearch traj"):
         sft.run(config(toy_run, tmp_path / "nothing", tmp_path / "out"))
+    with pytest.raises(UserError, match="--eval-tasks FILE --index DIR"):
+        sft.run(config(toy_run, trajectories, tmp_path / "out", eval_tasks=str(trajectories)))

@@ -9,11 +9,11 @@ import pytest
 
 pytest.importorskip("transformers")
 
+from minisearch.errors import UserError  # noqa: E402
 from minisearch.protocol import parse_turn  # noqa: E402
 from minisearch.ramp import make_task  # noqa: E402
-from minisearch.records import split_contents  # noqa: E402
+from minisearch.records import passage_titles  # noqa: E402
 from minisearch.rollout import RolloutConfig, ScriptedGenerator, from_record, render, rollout, to_record  # noqa: E402
-from minisearch.search import open_searcher  # noqa: E402
 from minisearch.search.hit import Hit  # noqa: E402
 from minisearch.teachers import TeachConfig, merge, teach  # noqa: E402
 from minisearch.teachers.agents import AgentTeacher, canonical, rewrites  # noqa: E402
@@ -22,16 +22,12 @@ from minisearch.traj import judge  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def env(toy_run):
-    from transformers import AutoTokenizer
-
-    root, world = toy_run
-    tok = AutoTokenizer.from_pretrained(root / "model")
-    with open_searcher(root / "index") as searcher:
-        rng = random.Random(0)
-        ramp = [t for p in world.passages for t in [make_task(p, rng.choice([1, 2]), rng, searcher=searcher)[0]] if t]
-        names = {p["id"]: split_contents(p["contents"])[0] for p in world.passages}
-        yield world, searcher, tok, ramp, names
+def env(toy_env):
+    """The toy world's tools, its RAMP tasks (recoverable spans only) and its passage titles."""
+    world, searcher, tok, _ = toy_env
+    rng = random.Random(0)
+    ramp = [t for p in world.passages for t in [make_task(p, rng.choice([1, 2]), rng, searcher=searcher)[0]] if t]
+    return world, searcher, tok, ramp, passage_titles(world.passages)
 
 
 def check_valid(ep, cfg):
@@ -92,9 +88,11 @@ def test_scripted_qa_teacher_follows_the_hops(env):
         hops = e.task["metadata"]["source_ids"]
         if ok:
             assert e.queries == [names[h] for h in hops]  # one search per passage, in hop order
-    with pytest.raises(ValueError, match="agents teacher"):
+    with pytest.raises(UserError, match="agents teacher"):
         teach([{"id": "q", "question": "Who?", "golden_answers": ["x"], "metadata": {}}],
               ScriptedTeacher(cfg, names), searcher.search, cfg)
+    with pytest.raises(UserError, match="--corpus"):
+        teach(tasks[:1], ScriptedTeacher(cfg, {}), searcher.search, cfg)
 
 
 def test_mask_context_skips_other_masks():

@@ -53,4 +53,7 @@ def test_self_evolving_round_trains_a_student_and_logs_its_acceptance(toy_run, t
     stats = json.loads((out / "stats.json").read_text())
     assert [s["round"] for s in stats] == [0, 1] and stats[1]["who"] == "student-1" and stats[1]["tasks"] == 6
     assert stats[1]["pool"] == stats[0]["pool"] + stats[1]["accepted"]
+    assert sum(stats[1]["ends"].values()) == 6  # the student itself ran every fresh task to an end
+    assert all(row["teacher"] == "student-1" and row["reward"]["f1"] >= 0.8
+               for row in read_jsonl(out / "round-1.jsonl"))
     assert (out / "round-1.jsonl").is_file() and (out / "student-1" / "sft" / "adapter").is_dir()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 
+from minisearch.errors import UserError
 from minisearch.protocol import MASK
 from minisearch.teachers import Episode, TeachConfig
 
@@ -75,12 +76,15 @@ class ScriptedTeacher:
         meta = e.task.get("metadata", {})
         sources = meta.get("source_ids")
         if not sources:
-            raise ValueError(f"task {e.task.get('id')}: the scripted teacher needs toy-world QA "
-                             "(metadata.source_ids); use the agents teacher for other tasks")
+            raise UserError(f"task {e.task.get('id')}: the scripted teacher needs toy-world QA "
+                            "(metadata.source_ids); use the agents teacher for other tasks")
         seen, hop = e.seen, len(e.queries)
         if hop < min(len(sources), self.cfg.max_turns):
-            name = self.names.get(sources[hop])
-            if name and (hop == 0 or name in seen or name in e.task["question"]):
+            if sources[hop] not in self.names:
+                raise UserError(f"task {e.task.get('id')}: no title for passage {sources[hop]}; pass the "
+                                "corpus the questions were written from (--corpus)")
+            name = self.names[sources[hop]]
+            if hop == 0 or name in seen or name in e.task["question"]:
                 return f"<think>Look up {name}.</think><search>{name}</search>"
         found = [g for g in e.task["golden_answers"] if g.lower() in seen.lower()]
         if found:
