@@ -1,0 +1,107 @@
+"""Rewards: table-driven checks of the format and answer parts, the guard, and the judge."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from minisearch.rewards import Judge, RewardConfig, answer_reward, read_output, reward_parts
+
+QA = {"id": "q1", "question": "Who founded Vethmora Holdings?", "golden_answers": ["Quorvelle Dantrisk"]}
+RAMP = {"id": "r1", "question": "...", "golden_answers": ["Velk was born in Ostrivel in 1873."],
+        "metadata": {"masked": "Velk was born in [mask] in [mask].", "masks": ["Ostrivel", "1873"], "mask_num": 2}}
+INFO = "\n<information>Doc 1 (Title: Vethmora Holdings) founded by Quorvelle Dantrisk</information>\n"
+
+
+@pytest.mark.parametrize("text, end, searches, fmt", [
+    ("", "empty", 0, 0.0),                                                     # the prompt alone
+    ("<search>founder</search>" + INFO + "<answer>Quorvelle Dantrisk</answer>", "answer", 1, 1.0),
+    ("<think>hm</think><search>a</search>" + INFO + "<search>b</search>" + INFO + "<answer>x</answer>",
+     "answer", 2, 1.0),
+    ("<answer>Quorvelle Dantrisk</answer>", "answer", 0, 0.0),                  # no search first
+    ("<search>founder</search>" + INFO, "no answer", 1, 0.0),                   # ran out of turns
+    ("<search>founder" + INFO, "malformed: unclosed tag", 0, 0.0),
+    ("<search></search>" + INFO + "<answer>x</answer>", "malformed: empty query", 0, 0.0),
+    ("<search>a</search>" + INFO + "<answer>x</answer> and more", "malformed: text after answer", 1, 0.0),
+    ("<search>a</search>" + INFO + "<answer>x</answer>" + INFO, "malformed: text after answer", 1, 0.0),
+    ("<search>a</search>" + INFO + "<answer><search>x</search></answer>", "malformed: both search and answer", 1,
+     0.0),
+    ("<search>a</search>" + INFO + "plain words", "malformed: no tags", 1, 0.0),
+    (None, "empty", 0, 0.0),
+])
+def test_format_and_outcome(text, end, searches, fmt):
+    outcome = read_output(text)
+    assert (outcome.end, outcome.searches) == (end, searches)
+    parts = reward_parts(QA, text, RewardConfig())
+    assert parts["format"] == fmt
+    if not fmt:
+        assert parts["answer"] == 0.0 and parts["reward"] == 0.0
+
+
+def test_search_can_be_optional():
+    parts = reward_parts(QA, "<answer>Quorvelle Dantrisk</answer>", RewardConfig(require_search=False))
+    assert parts["format"] == 1.0 and parts["answer"] == 1.0
+
+
+@pytest.mark.parametrize("task, answer, kind, want", [
+    (QA, "Quorvelle Dantrisk", "auto", 1.0),
+    (QA, "the founder was Quorvelle Dantrisk", "recall", 1.0),     # 5 tokens <= 2 x 2: no guard
+    (QA, "Quorvelle Dantrisk " + "and others " * 10, "recall", 4 / 22),  # stuffing is scaled down
+    (QA, "Quorvelle", "recall", 0.5),
+    (QA, "Quorvelle", "f1", 2 / 3),
+    (QA, "quorvelle dantrisk.", "em", 1.0),
+    (QA, "Dantrisk Quorvelle Holdings", "em", 0.0),
+    (QA, None, "f1", 0.0),
+    (RAMP, "Velk was born in Ostrivel in 1873.", "auto", 1.0),
+    (RAMP, "Ostrivel; 1901", "spans", 0.5),
+    (RAMP, "Velk was born somewhere.", "spans", 0.0),
+])
+def test_answer_rewards(task, answer, kind, want):
+    assert answer_reward(task, answer, kind) == pytest.approx(want)
+
+
+def test_weights_combine_parts():
+    text = "<search>a</search>" + INFO + "<answer>Ostrivel; 1901</answer>"
+    parts = reward_parts(RAMP, text, RewardConfig(format_weight=0.2, answer_weight=2.0))
+    assert parts["reward"] == pytest.approx(0.2 * 1 + 2.0 * 0.5)
+
+
+def test_unknown_kinds_are_refused():
+    with pytest.raises(ValueError, match="not one of"):
+        RewardConfig(answer="bleu")
+    with pytest.raises(ValueError, match="RAMP"):
+        answer_reward(QA, "x", "spans")
+
+
+class _Said:
+    def __init__(self, text):
+        self.text = text
+
+
+class FakeJudgeBackend:
+    """Stands in for an LLM: says yes when the gold's first word is in the prediction."""
+
+    def __init__(self, delay=0.0):
+        self.calls, self.delay = 0, delay
+        self.tokenizer = self
+
+    def apply_chat_template(self, messages, **_):
+        return [len(messages[0]["content"])], messages[0]["content"]
+
+    def generate(self, prompts, **_):
+        self.calls += 1
+        time.sleep(self.delay)
+        return [[_Said("yes")] for _ in prompts]
+
+
+def test_judge_batches_caches_and_falls_back():
+    backend = FakeJudgeBackend()
+    judge = Judge(backend, timeout=5)
+    assert judge.score([(QA, "Q. Dantrisk"), (QA, "Q. Dantrisk"), (QA, None)]) == [1.0, 1.0, 0.0]
+    assert backend.calls == 1
+    judge.score([(QA, "Q. Dantrisk")])
+    assert backend.calls == 1  # cached
+    slow = Judge(FakeJudgeBackend(delay=1.0), timeout=0.05, fallback="f1")
+    assert slow.score([(QA, "Quorvelle")]) == [pytest.approx(2 / 3)]
+    assert slow.fallbacks == 1
