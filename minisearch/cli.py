@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from minisearch.cli_train import sft, traj
+from minisearch.cli_train import dapo, sft, traj
 from minisearch.errors import UserError, user_errors
 
 
@@ -176,6 +176,7 @@ def make_agent(run, index_dir, model, backend, max_turns, topk, show_thoughts, k
 
 main.add_command(traj)
 main.add_command(sft)
+main.add_command(dapo)
 
 
 @main.command()
@@ -209,7 +210,6 @@ def ask(question, as_json, **options):
 
 
 LATER = {
-    "dapo": ("DAPO reinforcement learning with a mask-count curriculum.", "the DAPO issue"),
     "eval": ("Evaluate an adapter on QA sets and held-out RAMP tasks.", "the whole-loop issue"),
     "run": ("Run a recipe's stages in order, resuming where it stopped.", "the whole-loop issue"),
     "report": ("Write report.md and plots for a run.", "the whole-loop issue"),
@@ -251,14 +251,15 @@ def model_init(source, out, vocab, seed):
 @click.option("--steps", default=300, show_default=True)
 @click.option("--batch-size", default=16, show_default=True)
 @click.option("--lr", default=3e-3, show_default=True)
+@click.option("--copy-share", default=0.5, show_default=True, help="Share of copy-exercise blocks (0: plain text).")
 @click.option("--seed", default=0, show_default=True)
 @user_errors
-def model_warmup(model_dir, corpus, out, steps, batch_size, lr, seed):
+def model_warmup(model_dir, corpus, out, steps, batch_size, lr, copy_share, seed):
     """Language-model warm-up of the tiny model on the corpus (all weights)."""
     from minisearch.warmup import WarmupConfig, run
 
-    run(WarmupConfig(model=model_dir, corpus=corpus, out=out, steps=steps, batch_size=batch_size, lr=lr, seed=seed),
-        echo=click.echo)
+    run(WarmupConfig(model=model_dir, corpus=corpus, out=out, steps=steps, batch_size=batch_size, lr=lr,
+                     copy_share=copy_share, seed=seed), echo=click.echo)
 
 
 @main.group()

@@ -66,3 +66,51 @@ def sft(data, model, out, adapter, backend, lora_rank, lr, epochs, max_steps, ba
                   epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
                   save_steps=save_steps, eval_tasks=eval_tasks, index=index_dir, eval_limit=eval_limit, seed=seed),
         echo=click.echo)
+
+
+@click.command()
+@click.argument("tasks")
+@click.option("--index", "index_dir", required=True, help="The index the agent searches.")
+@click.option("--model", required=True, help="Base model folder or Hugging Face id.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Stage folder to write.")
+@click.option("--adapter", help="Start from this LoRA adapter (the sft stage's); default: a fresh one.")
+@click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
+@click.option("--lora-rank", default=16, show_default=True)
+@click.option("--steps", default=20, show_default=True)
+@click.option("--batch-tasks", default=8, show_default=True, help="Groups kept per step (dynamic sampling).")
+@click.option("--group", default=4, show_default=True, help="Samples per task (G).")
+@click.option("--updates", default=2, show_default=True, help="Optimiser steps (mini-batches) per batch.")
+@click.option("--max-gen-rounds", default=3, show_default=True, help="Generation rounds per step at most.")
+@click.option("--lr", default=1e-4, show_default=True)
+@click.option("--curriculum", type=click.Choice(["staged", "mixed"]), default="staged", show_default=True)
+@click.option("--promote-steps", default=10, show_default=True, help="Steps per curriculum stage (0: off).")
+@click.option("--promote-reward", default=0.0, show_default=True, help="Mean reward that promotes (0: off).")
+@click.option("--answer-reward", type=click.Choice(["auto", "spans", "recall", "f1", "em"]), default="auto",
+              show_default=True, help="auto: spans for RAMP tasks, guarded recall for QA.")
+@click.option("--format-weight", default=0.1, show_default=True)
+@click.option("--max-turns", default=4, show_default=True)
+@click.option("--max-new-tokens", default=128, show_default=True, help="Per model turn.")
+@click.option("--max-total-tokens", default=1024, show_default=True, help="Prompt and everything after it.")
+@click.option("--temperature", default=1.0, show_default=True)
+@click.option("--save-every", default=5, show_default=True, help="Checkpoint every N steps (a rerun resumes).")
+@click.option("--eval-tasks", help="Held-out tasks scored before and after training.")
+@click.option("--eval-limit", default=64, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@user_errors
+def dapo(tasks, index_dir, model, out, adapter, backend, lora_rank, steps, batch_tasks, group, updates,
+         max_gen_rounds, lr, curriculum, promote_steps, promote_reward, answer_reward, format_weight, max_turns,
+         max_new_tokens, max_total_tokens, temperature, save_every, eval_tasks, eval_limit, seed):
+    """DAPO on TASKS (RAMP or QA JSONL) with hybrid rewards and a mask-count curriculum."""
+    from minisearch.dapo import DapoConfig, run
+    from minisearch.rewards import RewardConfig
+    from minisearch.rollout import RolloutConfig
+
+    run(DapoConfig(tasks=tasks, index=index_dir, model=model, out=out, adapter=adapter, backend=backend,
+                   lora_rank=lora_rank, steps=steps, batch_tasks=batch_tasks, group=group, updates=updates,
+                   max_gen_rounds=max_gen_rounds, lr=lr, curriculum=curriculum, promote_steps=promote_steps,
+                   promote_reward=promote_reward, save_every=save_every, eval_tasks=eval_tasks,
+                   eval_limit=eval_limit, seed=seed,
+                   reward=RewardConfig(answer=answer_reward, format_weight=format_weight),
+                   rollout=RolloutConfig(max_turns=max_turns, max_new_tokens=max_new_tokens,
+                                         max_total_tokens=max_total_tokens, temperature=temperature)),
+        echo=click.echo)

@@ -49,3 +49,16 @@ def evaluate(backend, searcher, tasks: list[dict], cfg: RolloutConfig) -> tuple[
         samples.append({"task_id": traj.task_id, "answer": traj.answer, "end": traj.end, "searches": traj.searches,
                         "queries": traj.queries, **parts})
     return summarise(samples), samples
+
+
+def evaluate_once(backend, searcher, tasks: list[dict], cfg: RolloutConfig, path) -> dict:
+    """The metrics of `tasks`, measured once: a resumed stage reads them back from `path`."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_file():
+        return json.loads(path.read_text())
+    metrics = evaluate(backend, searcher, tasks, cfg)[0]
+    path.write_text(json.dumps(metrics) + "\n")
+    return metrics

@@ -29,7 +29,7 @@ from pathlib import Path
 from minisearch.errors import UserError
 from minisearch.jsonl import read_jsonl, write_jsonl
 from minisearch.rollout import RolloutConfig, from_record, render
-from minisearch.rundir import stage_folder
+from minisearch.rundir import stage_folder, trim_metrics
 
 
 @dataclass
@@ -153,12 +153,6 @@ def latest_checkpoint(folder: Path) -> str | None:
     return str(max(steps)[1]) if steps else None
 
 
-def trim_metrics(path: Path, last_step: int) -> None:
-    """Keep the log lines of steps up to `last_step` (a resumed run logs the rest again)."""
-    if path.is_file():
-        write_jsonl(path, [row for row in read_jsonl(path) if row["step"] <= last_step])
-
-
 def run(cfg: SftConfig, echo=print, backend=None) -> Path:
     """Train and write the stage folder; `backend`: one already loaded from `cfg.model` with a
     fresh LoRA (the traj stage passes its student's, so the model is loaded once)."""
@@ -167,7 +161,7 @@ def run(cfg: SftConfig, echo=print, backend=None) -> Path:
     from transformers import set_seed
 
     from minisearch.backends import load_backend
-    from minisearch.evaluate import evaluate
+    from minisearch.evaluate import evaluate, evaluate_once
 
     if bool(cfg.eval_tasks) != bool(cfg.index):
         raise UserError("a held-out evaluation needs both the tasks and the index: --eval-tasks FILE --index DIR")
@@ -184,11 +178,7 @@ def run(cfg: SftConfig, echo=print, backend=None) -> Path:
             from minisearch.search import open_searcher
 
             searcher = stack.enter_context(open_searcher(cfg.index))
-            if (tmp / "eval_before.json").is_file():  # measured before the run was interrupted
-                before = json.loads((tmp / "eval_before.json").read_text())
-            else:
-                before = evaluate(backend, searcher, eval_tasks, cfg.rollout)[0]
-                (tmp / "eval_before.json").write_text(json.dumps(before) + "\n")
+            before = evaluate_once(backend, searcher, eval_tasks, cfg.rollout, tmp / "eval_before.json")
             echo(f"sft: held-out before training {before}")
         trainer = make_trainer(backend, rows, cfg, tmp, echo)
         resume = latest_checkpoint(tmp / "checkpoints")

@@ -23,10 +23,13 @@ class Completion:
     finish: str  # "stop": a stop string or end of turn; "length": max_new_tokens reached
 
 
-def sequence_logprobs(model, pad_id: int, sequences: list[list[int]], grad: bool = False):
+def sequence_logprobs(model, pad_id: int, sequences: list[list[int]], grad: bool = False,
+                      entropy: bool = False):
     """log p(token_t | tokens_<t) for t >= 1 of each sequence, by the training model.
 
     Returns one tensor of length len(seq) - 1 per sequence; with `grad` they carry gradients.
+    With `entropy`, returns (log-probs, entropies): the entropy of each next-token
+    distribution, computed without gradients.
     """
     import torch
 
@@ -36,8 +39,14 @@ def sequence_logprobs(model, pad_id: int, sequences: list[list[int]], grad: bool
     mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences], device=device)
     with torch.set_grad_enabled(grad):
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()  # (B, T-1, V)
-        lp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # (B, T-1)
-    return [lp[i, :len(s) - 1] for i, s in enumerate(sequences)]
+        logsm = torch.log_softmax(logits, dim=-1)                                    # (B, T-1, V)
+        lp = logsm.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)                  # (B, T-1)
+    lps = [lp[i, :len(s) - 1] for i, s in enumerate(sequences)]
+    if not entropy:
+        return lps
+    with torch.no_grad():
+        ent = -(logsm.exp() * logsm).sum(-1)                                         # (B, T-1)
+    return lps, [ent[i, :len(s) - 1] for i, s in enumerate(sequences)]
 
 
 def load_backend(kind: str, model, adapter=None, lora_rank: int = 0):

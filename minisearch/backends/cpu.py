@@ -98,9 +98,9 @@ class CpuBackend:
         ids = ids[:end]
         return Completion(ids, logprobs[:end], self.tokenizer.decode(ids, skip_special_tokens=False), finish)
 
-    def token_logprobs(self, sequences: list[list[int]], grad: bool = False) -> list[torch.Tensor]:
+    def token_logprobs(self, sequences: list[list[int]], grad: bool = False, entropy: bool = False):
         """log p(token_t | tokens_<t) for t >= 1 of each sequence (length len(seq) - 1)."""
-        return sequence_logprobs(self.model, self.tokenizer.pad_token_id, sequences, grad)
+        return sequence_logprobs(self.model, self.tokenizer.pad_token_id, sequences, grad, entropy)
 
     def save_adapter(self, path: str | Path) -> Path:
         if not hasattr(self.model, "peft_config"):

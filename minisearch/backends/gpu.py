@@ -61,8 +61,8 @@ class GpuBackend:
     def generate(self, prompts: list[list[int]], **kwargs):
         return self.sampler.generate(prompts, **kwargs)
 
-    def token_logprobs(self, sequences: list[list[int]], grad: bool = False):
-        return sequence_logprobs(self.model, self.tokenizer.pad_token_id, sequences, grad)
+    def token_logprobs(self, sequences: list[list[int]], grad: bool = False, entropy: bool = False):
+        return sequence_logprobs(self.model, self.tokenizer.pad_token_id, sequences, grad, entropy)
 
     def save_adapter(self, path: str | Path) -> Path:
         self.model.save_pretrained(str(path))

@@ -1,0 +1,115 @@
+"""DAPO on the tiny model: learning on an easy task, the curriculum, resume, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from click.testing import CliRunner  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+
+from minisearch.cli import main  # noqa: E402
+from minisearch.dapo import DapoConfig, run  # noqa: E402
+from minisearch.jsonl import read_jsonl, write_jsonl  # noqa: E402
+from minisearch.ramp import make_task  # noqa: E402
+from minisearch.rollout import RolloutConfig  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ramp_tasks(toy_run, tmp_path_factory):
+    """One- and two-mask RAMP tasks from the toy world."""
+    _, world = toy_run
+    rng, tasks = random.Random(0), []
+    for i, passage in enumerate(world.passages[:80]):
+        task, _ = make_task(passage, 1 + i % 2, rng)
+        if task:
+            tasks.append(task)
+    path = tmp_path_factory.mktemp("dapo") / "tasks.jsonl"
+    write_jsonl(path, tasks)
+    return path
+
+
+@pytest.fixture(scope="module")
+def writes_tags(toy_run):
+    """An easy task for an untrained model: write any protocol tag (8 of ~800 tokens)."""
+    from transformers import AutoTokenizer
+
+    from minisearch.backends.cpu import tag_token_ids
+
+    tags = set(tag_token_ids(AutoTokenizer.from_pretrained(toy_run[0] / "model")))
+
+    def reward(task, traj):
+        hit = float(any(i in tags for seg in traj.segments if seg.who == "model" for i in seg.token_ids))
+        return {"reward": hit, "format": 0.0, "answer": hit}
+    return reward
+
+
+def config(toy_run, tasks, out, **kw):
+    root, _ = toy_run
+    base = dict(tasks=str(tasks), index=str(root / "index"), model=str(root / "model"), out=str(out), lora_rank=8,
+                steps=6, batch_tasks=4, group=4, updates=2, lr=2e-2, promote_steps=2, save_every=1,
+                rollout=RolloutConfig(max_turns=1, max_new_tokens=16, max_total_tokens=4096, temperature=1.0))
+    return DapoConfig(**{**base, **kw})
+
+
+def adapter(folder):
+    return load_file(str(folder / "adapter" / "adapter_model.safetensors"))
+
+
+def test_dapo_raises_the_reward_changes_the_adapter_and_promotes(toy_run, ramp_tasks, writes_tags, tmp_path):
+    out = run(config(toy_run, ramp_tasks, tmp_path / "dapo", steps=5), echo=lambda _: None, reward_fn=writes_tags)
+    rows = list(read_jsonl(out / "metrics.jsonl"))
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]
+    first, last = rows[0]["reward"], sum(r["reward"] for r in rows[-2:]) / 2
+    assert last > first + 0.15, (first, last)
+    assert [r["k"] for r in rows] == [1, 1, 2, 2, 2]  # two steps at k=1, then the last stage
+    assert rows[0]["kept"] >= 1 and all(0 <= r["kept_fraction"] <= 1 for r in rows)
+    weights = adapter(out)
+    assert any(name.endswith("lora_B.weight") and t.abs().sum() > 0 for name, t in weights.items())
+    assert len(list((out / "samples").glob("step-*.md"))) == 5
+    counts = json.loads((out / "done.json").read_text())["counts"]
+    assert counts["final_stage_k"] == 2 and not (out / "checkpoint.pt").exists()
+
+
+def test_a_killed_run_resumes_to_the_same_adapter(toy_run, ramp_tasks, writes_tags, tmp_path):
+    cfg = dict(steps=3)
+    whole = run(config(toy_run, ramp_tasks, tmp_path / "whole", **cfg), echo=lambda _: None, reward_fn=writes_tags)
+    calls = {"n": 0}
+    calls_in_two_steps = 4 * sum(r["generated"] for r in list(read_jsonl(whole / "metrics.jsonl"))[:2])
+
+    def dies_in_step_3(task, traj):
+        calls["n"] += 1
+        if calls["n"] > calls_in_two_steps:
+            raise KeyboardInterrupt
+        return writes_tags(task, traj)
+
+    with pytest.raises(KeyboardInterrupt):
+        run(config(toy_run, ramp_tasks, tmp_path / "cut", **cfg), echo=lambda _: None, reward_fn=dies_in_step_3)
+    assert (tmp_path / "cut.tmp" / "checkpoint.pt").is_file() and not (tmp_path / "cut").exists()
+    lines = []
+    resumed = run(config(toy_run, ramp_tasks, tmp_path / "cut", **cfg), echo=lines.append, reward_fn=writes_tags)
+    assert any("resuming after step 2" in line for line in lines)
+    assert [r["step"] for r in read_jsonl(resumed / "metrics.jsonl")] == [1, 2, 3]
+    a, b = adapter(whole), adapter(resumed)
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_dapo_from_the_cli(toy_run, ramp_tasks, tmp_path):
+    root, _ = toy_run
+    r = CliRunner().invoke(main, [
+        "dapo", str(ramp_tasks), "--index", str(root / "index"), "--model", str(root / "model"), "--out",
+        str(tmp_path / "dapo"), "--steps", "1", "--batch-tasks", "2", "--group", "2", "--lora-rank", "4",
+        "--max-turns", "1", "--max-new-tokens", "8", "--max-total-tokens", "4096", "--max-gen-rounds", "1",
+        "--eval-tasks", str(ramp_tasks), "--eval-limit", "2"])
+    assert r.exit_code == 0, r.output
+    assert "dapo step 1/1" in r.output
+    done = json.loads((tmp_path / "dapo" / "done.json").read_text())
+    assert done["counts"]["eval_before"]["n"] == 2 and "span_acc" in done["counts"]["eval_after"]
+    assert (tmp_path / "dapo" / "adapter" / "adapter_model.safetensors").is_file()
+    r = CliRunner().invoke(main, ["dapo", str(tmp_path / "none.jsonl"), "--index", str(root / "index"), "--model",
+                                  str(root / "model"), "--out", str(tmp_path / "x"), "--group", "1"])
+    assert r.exit_code == 2 and "group >= 2" in r.output
