@@ -19,7 +19,7 @@ from minisearch.warmup import WarmupConfig, blocks, run  # noqa: E402
 def test_warmup_lowers_the_loss_and_changes_all_weights(toy_run, tmp_path):
     root, world = toy_run
     out = run(WarmupConfig(model=str(root / "model"), corpus="toyworld:200", out=str(tmp_path / "warm"), steps=60,
-                           batch_size=8, seq_len=64, lr=5e-3, warmup_steps=5), echo=lambda _: None)
+                           batch_size=8, seq_len=64, lr=5e-3, warmup_steps=5, copy_share=0.0), echo=lambda _: None)
     history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(history) == 60
     first = sum(h["loss"] for h in history[:3]) / 3
