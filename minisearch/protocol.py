@@ -106,6 +106,23 @@ def parse_turn(text) -> Turn:
     return Turn(ANSWER, thought, answer=body)
 
 
+def write_turn(kind: str, body: str, thought: str = "") -> str:
+    """A model turn as teachers write it: `<think>thought</think><search> body </search>`.
+
+    The spaces inside the tags are deliberate: byte-level BPE spells a word after a space
+    with other tokens than the same word after a tag, so `<search> Ostrivel` repeats the
+    tokens of `... in Ostrivel` and copying a name needs no re-spelling (the tiny model
+    could copy all but the first token of names written `<search>Ostrivel`).
+
+    >>> write_turn("search", "Ostrivel", "Look it up.")
+    '<think>Look it up.</think><search> Ostrivel </search>'
+    """
+    if kind not in (SEARCH, ANSWER):
+        raise ValueError(f"a model turn ends with a search or an answer, not {kind!r}")
+    think = f"<think>{thought}</think>" if thought else ""
+    return f"{think}<{kind}> {body} </{kind}>"
+
+
 def neutralise(text: str) -> str:
     """Passage text can never open or close a protocol tag: `<search>` becomes `&lt;search>`."""
     return _OUR_TAG.sub(lambda m: "&lt;" + m.group(1) + m.group(2), text)

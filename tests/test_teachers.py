@@ -156,14 +156,14 @@ def test_agent_teacher_plans_rewrites_and_observes(env):
     assert calls[0][1:3] == ["first rewrite", "second rewrite"]
     for ep in episodes:
         check_valid(ep, cfg)
-        assert ep.turns[0]["text"] == f"<think>find the page</think><search>{ep.task['question']}</search>"
+        assert ep.turns[0]["text"] == f"<think>find the page</think><search> {ep.task['question']} </search>"
         assert judge(ep.task, ep.answer, ep.end, len(ep.queries), 0.8)[0]
     assert sum("plan web-style" in p for p in backend.prompts) == len(tasks)
     assert sum("read search results" in p for p in backend.prompts) == len(tasks)
 
 
 def test_canonical_and_rewrites_take_hostile_text():
-    assert canonical("<search>x</search>") == "<search>x</search>"
+    assert canonical("<search>x</search>") == "<search> x </search>"
     assert canonical("junk <answer>") == "junk <answer>"
     assert rewrites("<search>no</search>\n\n  - ok \n", 3) == ["ok"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from minisearch.protocol import STOP, parse_turn
+from minisearch.protocol import STOP, parse_turn, write_turn
 from minisearch.teachers import Episode, TeachConfig
 
 PLANNER = ("You plan web-style searches over an encyclopedia for a research assistant. Read the task, say "
@@ -36,9 +36,7 @@ def canonical(text: str) -> str:
     turn = parse_turn(text)
     if turn.kind == "malformed":
         return text
-    think = f"<think>{turn.thought}</think>" if turn.thought else ""
-    body = f"<search>{turn.query}</search>" if turn.kind == "search" else f"<answer>{turn.answer}</answer>"
-    return think + body
+    return write_turn(turn.kind, turn.query if turn.kind == "search" else turn.answer, turn.thought)
 
 
 def rewrites(text: str, n: int) -> list[str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 from minisearch.errors import UserError
-from minisearch.protocol import MASK
+from minisearch.protocol import MASK, write_turn
 from minisearch.teachers import Episode, TeachConfig
 
 _WORD = re.compile(r"\[mask\]|[\w][\w'’.,-]*\w|\w", re.I)
@@ -61,7 +61,7 @@ class ScriptedTeacher:
             options = [title, f"{title} {near}", f"{left} {right}"]
             fresh = [" ".join(q.split()) for q in options if q.strip() and " ".join(q.split()) not in e.queries]
             if fresh:
-                return f"<search>{fresh[0]}</search>"
+                return write_turn("search", fresh[0])
         spans = [span if span in seen else "unknown" for span in masks]
         if self.cfg.answer_form == "spans":
             answer = "; ".join(spans)
@@ -70,7 +70,7 @@ class ScriptedTeacher:
             for span in spans:
                 answer = answer.replace(MASK, span, 1)
         thought = "All masks found." if all(s != "unknown" for s in spans) else "Some masks were not found."
-        return f"<think>{thought}</think><answer>{answer}</answer>"
+        return write_turn("answer", answer, thought)
 
     def _qa(self, e: Episode) -> str:
         meta = e.task.get("metadata", {})
@@ -85,8 +85,8 @@ class ScriptedTeacher:
                                 "corpus the questions were written from (--corpus)")
             name = self.names[sources[hop]]
             if hop == 0 or name in seen or name in e.task["question"]:
-                return f"<think>Look up {name}.</think><search>{name}</search>"
+                return write_turn("search", name, f"Look up {name}.")
         found = [g for g in e.task["golden_answers"] if g.lower() in seen.lower()]
         if found:
-            return f"<think>The sources say {found[0]}.</think><answer>{found[0]}</answer>"
-        return "<think>The sources do not say.</think><answer>unknown</answer>"
+            return write_turn("answer", found[0], f"The sources say {found[0]}.")
+        return write_turn("answer", "unknown", "The sources do not say.")
