@@ -56,14 +56,14 @@ $(DATA): | install
 
 # The loop on the CPU, stage by stage; each stage's done.json is its make target, so a rerun
 # skips what is complete. Built so far: toy world, index, tiny model + warm-up, RAMP tasks,
-# scripted-teacher trajectories, SFT with held-out RAMP accuracy before/after. DAPO, eval
-# and the recipe runner are still being built, so this ends non-zero after the SFT stage.
+# scripted-teacher trajectories, SFT and DAPO with held-out RAMP accuracy before/after. Eval
+# and the recipe runner are still being built, so this ends non-zero after the DAPO stage.
 M := $(BIN)/minisearch
-demo: $(DEMO)/sft/done.json
+demo: $(DEMO)/dapo/done.json
 	@q=$$($(BIN)/python -c "import json; print(json.loads(open('$(DEMO)/world/qa/dev.jsonl').readline())['question'])"); \
 	  echo "question: $$q"; $(M) ask "$$q" --run $(DEMO) || true
 	@echo "Chat with it: $(M) chat --run $(DEMO)"
-	@echo "The rest of the demo (DAPO, eval, the recipe runner) is not built yet." >&2
+	@echo "The rest of the demo (eval, the recipe runner, the report) is not built yet." >&2
 	@exit 2
 $(DEMO)/world/manifest.json: | install
 	$(M) toyworld --size 2000 --out $(DEMO)/world
@@ -82,6 +82,10 @@ $(DEMO)/traj/done.json: $(DEMO)/ramp/done.json
 $(DEMO)/sft/done.json: $(DEMO)/traj/done.json $(DEMO)/model/done.json
 	$(M) sft $(DEMO)/traj --model $(DEMO)/model --out $(DEMO)/sft --lr 5e-3 --epochs 3 \
 	  --eval-tasks $(DEMO)/ramp/dev.jsonl --index $(DEMO)/index --eval-limit 64
+$(DEMO)/dapo/done.json: $(DEMO)/sft/done.json
+	$(M) dapo $(DEMO)/ramp/train.jsonl --index $(DEMO)/index --model $(DEMO)/model --adapter $(DEMO)/sft/adapter \
+	  --out $(DEMO)/dapo --steps 8 --batch-tasks 8 --group 4 --lr 5e-4 --promote-steps 4 \
+	  --eval-tasks $(DEMO)/ramp/dev.jsonl --eval-limit 64
 
 recipe-qwen1.5b: install
 	@echo "recipe-qwen1.5b needs the training stages (model, ramp, traj, sft, dapo, eval): not built yet." >&2
