@@ -85,8 +85,9 @@ def sft(data, model, out, adapter, backend, lora_rank, lr, epochs, max_steps, ba
 @click.option("--curriculum", type=click.Choice(["staged", "mixed"]), default="staged", show_default=True)
 @click.option("--promote-steps", default=10, show_default=True, help="Steps per curriculum stage (0: off).")
 @click.option("--promote-reward", default=0.0, show_default=True, help="Mean reward that promotes (0: off).")
-@click.option("--answer-reward", type=click.Choice(["auto", "spans", "recall", "f1", "em"]), default="auto",
-              show_default=True, help="auto: spans for RAMP tasks, guarded recall for QA.")
+@click.option("--answer-reward", type=click.Choice(["auto", "spans", "recall", "f1", "em", "judge"]), default="auto",
+              show_default=True, help="auto: spans for RAMP tasks, guarded recall for QA; judge: --judge-model.")
+@click.option("--judge-model", help="Model folder or Hugging Face id that judges answers (--answer-reward judge).")
 @click.option("--format-weight", default=0.1, show_default=True)
 @click.option("--max-turns", default=4, show_default=True)
 @click.option("--max-new-tokens", default=128, show_default=True, help="Per model turn.")
@@ -99,7 +100,7 @@ def sft(data, model, out, adapter, backend, lora_rank, lr, epochs, max_steps, ba
 @user_errors
 def dapo(tasks, index_dir, model, out, adapter, backend, lora_rank, steps, batch_tasks, group, updates,
          max_gen_rounds, lr, curriculum, promote_steps, promote_reward, answer_reward, format_weight, max_turns,
-         max_new_tokens, max_total_tokens, temperature, save_every, eval_tasks, eval_limit, seed):
+         max_new_tokens, max_total_tokens, temperature, save_every, eval_tasks, eval_limit, seed, judge_model):
     """DAPO on TASKS (RAMP or QA JSONL) with hybrid rewards and a mask-count curriculum."""
     from minisearch.dapo import DapoConfig, run
     from minisearch.rewards import RewardConfig
@@ -109,7 +110,7 @@ def dapo(tasks, index_dir, model, out, adapter, backend, lora_rank, steps, batch
                    lora_rank=lora_rank, steps=steps, batch_tasks=batch_tasks, group=group, updates=updates,
                    max_gen_rounds=max_gen_rounds, lr=lr, curriculum=curriculum, promote_steps=promote_steps,
                    promote_reward=promote_reward, save_every=save_every, eval_tasks=eval_tasks,
-                   eval_limit=eval_limit, seed=seed,
+                   eval_limit=eval_limit, seed=seed, judge_model=judge_model,
                    reward=RewardConfig(answer=answer_reward, format_weight=format_weight),
                    rollout=RolloutConfig(max_turns=max_turns, max_new_tokens=max_new_tokens,
                                          max_total_tokens=max_total_tokens, temperature=temperature)),

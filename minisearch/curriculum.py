@@ -22,7 +22,7 @@ MODES = ("staged", "mixed")
 
 def mask_count(task: dict) -> int:
     """A RAMP task's number of masks; 0 for a QA task."""
-    return int(task.get("metadata", {}).get("mask_num", 0) or 0)
+    return int((task.get("metadata") or {}).get("mask_num", 0) or 0)
 
 
 @dataclass

@@ -22,17 +22,20 @@ step each, so later mini-batches are off-policy and the asymmetric clip (clip-hi
 Dynamic sampling: a group whose rewards are all equal has A_i = 0 and teaches nothing; it is
 dropped and more tasks are sampled until `batch_tasks` groups are kept or `max_gen_rounds`
 generation rounds were spent (the kept fraction is logged). Overlong shaping: with L the
-completion's length (tokens after the prompt) and L_max its budget, a completion within
+completion's length (every token after the prompt, search results included, since the
+budget that truncates a trajectory is on its total length) and L_max its budget, a completion within
 `overlong_buffer` of L_max gets - overlong_penalty * (L - (L_max - buffer)) / buffer added to
-its reward; a truncated one is masked out of the loss (`truncated: mask`) or gets the full
-penalty (`truncated: penalise`).
+its reward; a truncated one is masked out of the loss and left out of its group's
+statistics (`truncated: mask`) or gets the full penalty (`truncated: penalise`).
 
 A compact loop of our own: TRL's GRPOTrainer has the DAPO loss but neither dynamic sampling
 nor a stable multi-turn tool loop. Reused: the rollout engine, `render`, the backends'
 log-probs, the rewards, peft's adapter saving. After every optimiser step the gpu backend
 pushes the LoRA weights to its vLLM engine (`sync_lora`); the cpu backend samples from the
 training model itself. A checkpoint (trainable weights, optimiser, RNG states, curriculum,
-step) is written every `save_every` steps; rerunning the same command resumes from it.
+step) is written every `save_every` steps; rerunning the same command resumes from it (on
+the CPU to the same adapter; vLLM's sampling is not seeded per step, so a resumed GPU run
+continues correctly but not bit for bit).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from pathlib import Path
 from minisearch.curriculum import Curriculum
 from minisearch.errors import UserError
 from minisearch.jsonl import read_jsonl, write_jsonl
-from minisearch.rewards import RewardConfig, reward_parts
+from minisearch.rewards import RewardConfig, read_output, reward_parts
 from minisearch.rollout import RolloutConfig, render, rollout
 from minisearch.rundir import stage_folder, trim_metrics
 
@@ -81,6 +84,8 @@ class DapoConfig:
     samples_per_step: int = 2
     eval_tasks: str | None = None
     eval_limit: int = 64
+    judge_model: str | None = None  # the model that judges answers when reward.answer is "judge"
+    judge_timeout: float = 60.0
     seed: int = 0
     reward: RewardConfig = field(default_factory=RewardConfig)
     rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(temperature=1.0))
@@ -90,20 +95,38 @@ class DapoConfig:
             raise UserError(f"truncated={self.truncated!r}: choose one of {', '.join(TRUNCATED)}")
         if self.group < 2:
             raise UserError(f"group={self.group}: DAPO compares samples of a task, so it needs group >= 2")
+        for name in ("steps", "batch_tasks", "updates", "max_gen_rounds", "save_every"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name}={getattr(self, name)}: it must be at least 1")
+        if self.reward.answer == "judge" and not self.judge_model:
+            raise UserError("the judge reward needs a model to judge with: --judge-model PATH_OR_ID")
 
 
 # ---- the math: pure tensor functions (tested against a plain-Python version) ----
 
-def group_advantages(rewards):
-    """rewards (N, G) -> advantages (N, G), normalised within each group."""
-    mean = rewards.mean(dim=1, keepdim=True)                  # (N, 1)
-    std = rewards.std(dim=1, keepdim=True, unbiased=False)    # (N, 1)
-    return (rewards - mean) / (std + 1e-6)
+def group_advantages(rewards, valid=None):
+    """rewards (N, G) -> advantages (N, G), normalised within each group.
+
+    valid (N, G) bool, optional: only these members count in a group's mean and std (the
+    others, truncated samples masked out of the loss, get advantage 0)."""
+    import torch
+
+    valid = torch.ones_like(rewards, dtype=torch.bool) if valid is None else valid
+    w = valid.to(rewards.dtype)
+    n = w.sum(dim=1, keepdim=True).clamp(min=1)                            # (N, 1)
+    mean = (rewards * w).sum(dim=1, keepdim=True) / n                     # (N, 1)
+    std = (((rewards - mean) ** 2 * w).sum(dim=1, keepdim=True) / n).sqrt()  # (N, 1), population std
+    return (rewards - mean) / (std + 1e-6) * w
 
 
-def informative(rewards):
-    """rewards (N, G) -> (N,) bool: groups whose rewards are not all equal (dynamic sampling)."""
-    return (rewards.max(dim=1).values - rewards.min(dim=1).values) > 1e-9
+def informative(rewards, valid=None):
+    """rewards (N, G) -> (N,) bool: groups whose (valid) rewards are not all equal (dynamic sampling)."""
+    import torch
+
+    valid = torch.ones_like(rewards, dtype=torch.bool) if valid is None else valid
+    high = torch.where(valid, rewards, torch.full_like(rewards, -float("inf"))).max(dim=1).values
+    low = torch.where(valid, rewards, torch.full_like(rewards, float("inf"))).min(dim=1).values
+    return (valid.sum(dim=1) >= 2) & ((high - low) > 1e-9)
 
 
 def dapo_loss(logp, old_logp, advantages, mask, eps_low: float = 0.2, eps_high: float = 0.28,
@@ -114,14 +137,15 @@ def dapo_loss(logp, old_logp, advantages, mask, eps_low: float = 0.2, eps_high: 
     """
     import torch
 
+    keep = mask.bool()
     mask = mask.to(logp.dtype)
-    ratio = torch.exp(logp - old_logp)                                    # (B, T)
+    ratio = torch.exp(torch.where(keep, logp - old_logp, torch.zeros_like(logp)))  # (B, T); 1 off the mask
     adv = advantages.unsqueeze(1)                                         # (B, 1)
     unclipped = ratio * adv
     clipped = torch.clamp(ratio, 1 - eps_low, 1 + eps_high) * adv
     per_token = -torch.minimum(unclipped, clipped)                        # (B, T)
     if ref_logp is not None and kl_coef > 0:
-        delta = ref_logp - logp
+        delta = torch.where(keep, ref_logp - logp, torch.zeros_like(logp))
         per_token = per_token + kl_coef * (torch.exp(delta) - delta - 1)  # k3 estimate of KL(pi || ref)
     tokens = mask.sum().clamp(min=1)
     loss = (per_token * mask).sum() / tokens
@@ -152,22 +176,37 @@ class Sample:
     truncated: bool
 
 
-def score_groups(trajs, by_id: dict, cfg: DapoConfig, prompt_len: dict, reward_fn=None) -> list[list[Sample]]:
+def score_groups(trajs, by_id: dict, cfg: DapoConfig, prompt_len: dict, reward_fn=None,
+                 judge=None) -> list[list[Sample]]:
     """Group the trajectories by task and score each (reward parts + overlong shaping)."""
     groups: dict[str, list[Sample]] = {}
     budget_total = cfg.rollout.max_total_tokens
-    for t in trajs:
+    judged = [None] * len(trajs)
+    if judge is not None and reward_fn is None:  # one judge batch for the whole round
+        outcomes = [read_output(t.completion_text()) for t in trajs]
+        judged = judge.score([(by_id[t.task_id], o.answer) for t, o in zip(trajs, outcomes)])
+    for t, verdict in zip(trajs, judged):
         task = by_id[t.task_id]
-        parts = reward_fn(task, t) if reward_fn else reward_parts(task, t.completion_text(), cfg.reward)
+        parts = reward_fn(task, t) if reward_fn else reward_parts(task, t.completion_text(), cfg.reward, verdict)
         length, budget = len(t.ids) - prompt_len[t.task_id], budget_total - prompt_len[t.task_id]
         truncated = t.end == "length"
-        shaped = -cfg.overlong_penalty if truncated and cfg.truncated == "penalise" else \
-            overlong_shaping(length, budget, cfg.overlong_buffer, cfg.overlong_penalty)
+        if truncated:
+            shaped = -cfg.overlong_penalty if cfg.truncated == "penalise" else 0.0
+        else:
+            shaped = overlong_shaping(length, budget, cfg.overlong_buffer, cfg.overlong_penalty)
         groups.setdefault(t.task_id, []).append(Sample(task, t, parts, parts["reward"] + shaped, truncated))
     return list(groups.values())
 
 
-def collect(backend, searcher, curriculum: Curriculum, rng: random.Random, cfg: DapoConfig, reward_fn=None):
+def valid_members(groups: list[list[Sample]], cfg: DapoConfig):
+    """(N, G) bool: the samples that count in their group (truncated ones do not when masked)."""
+    import torch
+
+    return torch.tensor([[not (s.truncated and cfg.truncated == "mask") for s in g] for g in groups])
+
+
+def collect(backend, searcher, curriculum: Curriculum, rng: random.Random, cfg: DapoConfig, reward_fn=None,
+            judge=None):
     """Sample groups until `batch_tasks` informative ones are kept (or the round cap); returns
     (kept groups, every sample generated, generated group count)."""
     import torch
@@ -182,11 +221,11 @@ def collect(backend, searcher, curriculum: Curriculum, rng: random.Random, cfg: 
         trajs = rollout(tasks, backend.generate, searcher.search, backend.tokenizer, rcfg)
         for t in trajs:
             prompt_len[t.task_id] = len(t.segments[0].token_ids)
-        groups = score_groups(trajs, by_id, cfg, prompt_len, reward_fn)
+        groups = score_groups(trajs, by_id, cfg, prompt_len, reward_fn, judge)
         generated += len(groups)
         every += [s for g in groups for s in g]
         rewards = torch.tensor([[s.reward for s in g] for g in groups])  # (N, G)
-        kept += [g for g, ok in zip(groups, informative(rewards).tolist()) if ok]
+        kept += [g for g, ok in zip(groups, informative(rewards, valid_members(groups, cfg)).tolist()) if ok]
         if len(kept) >= cfg.batch_tasks:
             break
     return kept[:cfg.batch_tasks], every, generated
@@ -201,7 +240,7 @@ def update(backend, groups: list[list[Sample]], cfg: DapoConfig, optimizer) -> d
 
     samples = [s for g in groups for s in g]
     rewards = torch.tensor([[s.reward for s in g] for g in groups])          # (N, G)
-    advantages = group_advantages(rewards).flatten()                        # (N * G,)
+    advantages = group_advantages(rewards, valid_members(groups, cfg)).flatten()  # (N * G,)
     rows = [render(s.traj) for s in samples]
     seqs = [ids for ids, _ in rows]
     # the loss mask, shifted like the log-probs (position t scores token t + 1); truncated
@@ -262,13 +301,14 @@ def write_samples(folder: Path, step: int, every: list[Sample], n: int) -> None:
     for s in every[:n]:
         lines += [f"## {s.task['id']}  reward {s.reward:.3f}  {json.dumps(s.parts)}", "", s.task["question"], "",
                   s.traj.completion_text(), "", ""]
-    (folder / f"step-{step:04d}.md").write_text("\n".join(lines))
+    (folder / f"step-{step:04d}.md").write_text("\n".join(lines), encoding="utf-8")
 
 
 def save_checkpoint(path: Path, backend, optimizer, curriculum: Curriculum, rng: random.Random, step: int) -> None:
     import torch
 
     state = {"step": step, "curriculum": curriculum.state(), "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
+             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
              "optimizer": optimizer.state_dict(),
              "weights": {n: p.detach().clone() for n, p in backend.model.named_parameters() if p.requires_grad}}
     tmp = path.with_suffix(".part")
@@ -288,6 +328,8 @@ def load_checkpoint(path: Path, backend, optimizer, curriculum: Curriculum, rng:
     curriculum.load_state(state["curriculum"])
     rng.setstate(state["rng"])
     torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
     if hasattr(backend, "sync_lora"):
         backend.sync_lora()
     return state["step"]
@@ -319,6 +361,11 @@ def run(cfg: DapoConfig, echo=print, reward_fn=None) -> Path:
         raise UserError("nothing to train: load the model with an adapter (--adapter) or a LoRA rank > 0")
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     rng = random.Random(cfg.seed)
+    judge = None
+    if cfg.reward.answer == "judge":
+        from minisearch.rewards import Judge
+
+        judge = Judge(load_backend(cfg.backend, cfg.judge_model), cfg.judge_timeout, cfg.reward.judge_fallback)
     with stage_folder(cfg.out, asdict(cfg), resume=True) as (tmp, counts), open_searcher(cfg.index) as searcher:
         greedy = replace(cfg.rollout, temperature=0.0, group=1)
         before = evaluate_once(backend, searcher, eval_tasks, greedy, tmp / "eval_before.json") if eval_tasks else None
@@ -334,7 +381,7 @@ def run(cfg: DapoConfig, echo=print, reward_fn=None) -> Path:
                    mininterval=2.0)
         for step in bar:
             k = curriculum.k
-            kept, every, generated = collect(backend, searcher, curriculum, rng, cfg, reward_fn)
+            kept, every, generated = collect(backend, searcher, curriculum, rng, cfg, reward_fn, judge)
             stats = update(backend, kept, cfg, optimizer) if kept else {"loss": 0.0, "clip": 0.0, "entropy": 0.0}
             row = step_row(step + 1, k, every, kept, generated, stats, time.time() - started)
             promoted = curriculum.update(row["reward"])
@@ -351,7 +398,8 @@ def run(cfg: DapoConfig, echo=print, reward_fn=None) -> Path:
         history = list(read_jsonl(tmp / "metrics.jsonl"))
         counts.update(steps=cfg.steps, resumed_after=start or None, final_stage_k=curriculum.k,
                       first_reward=history[0]["reward"], final_reward=history[-1]["reward"],
-                      mean_kept_fraction=round(sum(h["kept_fraction"] for h in history) / len(history), 4))
+                      mean_kept_fraction=round(sum(h["kept_fraction"] for h in history) / len(history), 4),
+                      **({"judge_fallbacks": judge.fallbacks} if judge else {}))
         if eval_tasks:
             after, samples = evaluate(backend, searcher, eval_tasks, greedy)
             write_jsonl(tmp / "eval_samples.jsonl", samples)

@@ -28,7 +28,6 @@ recall scaled by guard * |gold| / |answer|.
 from __future__ import annotations
 
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -54,6 +53,8 @@ class RewardConfig:
         for name, value in (("answer", self.answer), ("judge_fallback", self.judge_fallback)):
             if value not in ANSWER_KINDS:
                 raise ValueError(f"reward {name} {value!r} is not one of {', '.join(ANSWER_KINDS)}")
+        if self.judge_fallback == "judge":
+            raise ValueError("the judge's fallback must be a metric (auto, spans, recall, f1, em), not the judge")
 
 
 @dataclass(frozen=True)
@@ -91,14 +92,14 @@ def format_reward(outcome: Outcome, require_search: bool = True) -> float:
 
 
 def guarded_recall(answer: str | None, golds, guard: float = 2.0) -> float:
-    """Token recall, scaled down when the answer is more than `guard` times the gold's length."""
-    recall = token_recall(answer, golds)
-    if answer is None or guard <= 0 or recall == 0:
-        return recall
-    golds = [golds] if isinstance(golds, str) else golds
-    gold_len = min((len(normalize_answer(g).split()) for g in golds if normalize_answer(g)), default=1)
-    pred_len = len(normalize_answer(answer).split())
-    return recall * min(1.0, guard * gold_len / max(1, pred_len))
+    """Token recall, scaled down when the answer is more than `guard` times the gold's length
+    (per gold answer; the best gold counts)."""
+    golds = [golds] if isinstance(golds, str) else list(golds)
+    if answer is None or guard <= 0:
+        return token_recall(answer, golds)
+    pred_len = max(1, len(normalize_answer(answer).split()))
+    return max((token_recall(answer, [g]) * min(1.0, guard * len(normalize_answer(g).split()) / pred_len)
+                for g in golds), default=0.0)
 
 
 def answer_reward(task: dict, answer: str | None, kind: str = "auto", guard: float = 2.0) -> float:
@@ -137,14 +138,16 @@ def reward_parts(task: dict, text: str, cfg: RewardConfig, judged: float | None 
             "searches": outcome.searches, "prediction": outcome.answer}
 
 
-JUDGE_PROMPT = ("Question: {question}\nGold answer: {gold}\nPredicted answer: {pred}\n"
+JUDGE_PROMPT = ("Question: {question}\nGold answer(s): {gold}\nPredicted answer: {pred}\n"
                 "Does the predicted answer say the same as the gold answer? Reply yes or no.")
 
 
 class Judge:
-    """An LLM judge through a backend's `generate`: one batch per call, answers cached by
-    (question, gold, prediction); a batch that takes longer than `timeout` seconds (or fails)
-    is scored by the fallback metric instead, and counted in `fallbacks`."""
+    """An LLM judge through a backend's `generate`: one batch per call, verdicts cached by
+    (question, golds, prediction). A batch that takes longer than `timeout` seconds (or
+    fails) is scored by the fallback metric, counted in `fallbacks`; while it is still
+    running no other batch is sent (the backend is not shared between threads), and its
+    verdicts are cached when they arrive."""
 
     def __init__(self, backend, timeout: float = 60.0, fallback: str = "f1", max_new_tokens: int = 4):
         self.backend, self.timeout, self.fallback = backend, timeout, fallback
@@ -152,29 +155,40 @@ class Judge:
         self.cache: dict[tuple[str, str, str], float] = {}
         self.fallbacks = 0
         self._pool = ThreadPoolExecutor(max_workers=1)
+        self._pending = None
 
     def score(self, items: list[tuple[dict, str | None]]) -> list[float]:
         """Scores in [0, 1] for (task, predicted answer) pairs; None answers score 0."""
-        keys = [(t["question"], str(t["golden_answers"][0]), p) if p is not None else None for t, p in items]
+        keys = [(t["question"], " | ".join(map(str, t["golden_answers"])), p) if p is not None else None
+                for t, p in items]
         todo = sorted({k for k in keys if k is not None and k not in self.cache})
-        if todo:
-            future = self._pool.submit(self._ask, todo)
+        if todo and (self._pending is None or self._pending.done()):
+            self._pending = self._pool.submit(self._ask, todo)
+            self._pending.add_done_callback(lambda f, todo=todo: self._keep(todo, f))
             try:
-                verdicts = future.result(timeout=self.timeout)
-                self.cache.update(zip(todo, verdicts))
+                self._pending.result(timeout=self.timeout)
             except (FutureTimeout, Exception):  # a slow or broken judge must not stop training
-                self.fallbacks += len(todo)
-                by_key = {k: (t, p) for k, (t, p) in zip(keys, items)}
-                return [0.0 if k is None else self.cache.get(k, answer_reward(by_key[k][0], k[2], self.fallback))
-                        for k in keys]
-        return [0.0 if k is None else self.cache[k] for k in keys]
+                pass
+        by_key = {k: t for k, (t, _) in zip(keys, items)}
+        out = []
+        for k in keys:
+            if k is None:
+                out.append(0.0)
+            elif k in self.cache:
+                out.append(self.cache[k])
+            else:
+                self.fallbacks += 1
+                out.append(answer_reward(by_key[k], k[2], self.fallback))
+        return out
+
+    def _keep(self, todo, future) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self.cache.update(zip(todo, future.result()))
 
     def _ask(self, keys: list[tuple[str, str, str]]) -> list[float]:
         tok = self.backend.tokenizer
-        prompts = [tok.apply_chat_template([{"role": "user", "content": JUDGE_PROMPT.format(
-            question=q, gold=g, pred=p)}], tokenize=True, add_generation_prompt=True) for q, g, p in keys]
-        prompts = [list(p["input_ids"]) if isinstance(p, dict) else list(p) for p in prompts]
-        started = time.time()
+        texts = [tok.apply_chat_template([{"role": "user", "content": JUDGE_PROMPT.format(question=q, gold=g, pred=p)}],
+                                         tokenize=False, add_generation_prompt=True) for q, g, p in keys]
+        prompts = [tok(text, add_special_tokens=False)["input_ids"] for text in texts]
         outs = self.backend.generate(prompts, n=1, max_new_tokens=self.max_new_tokens, temperature=0.0)
-        self.seconds = time.time() - started
         return [float(o[0].text.strip().lower().startswith("yes")) for o in outs]

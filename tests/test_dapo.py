@@ -113,3 +113,6 @@ def test_dapo_from_the_cli(toy_run, ramp_tasks, tmp_path):
     r = CliRunner().invoke(main, ["dapo", str(tmp_path / "none.jsonl"), "--index", str(root / "index"), "--model",
                                   str(root / "model"), "--out", str(tmp_path / "x"), "--group", "1"])
     assert r.exit_code == 2 and "group >= 2" in r.output
+    r = CliRunner().invoke(main, ["dapo", str(ramp_tasks), "--index", str(root / "index"), "--model",
+                                  str(root / "model"), "--out", str(tmp_path / "x"), "--answer-reward", "judge"])
+    assert r.exit_code == 2 and "--judge-model" in r.output

@@ -88,3 +88,19 @@ def test_kl_term_is_zero_on_the_reference():
     same, _ = dapo_loss(lp, lp, torch.tensor([1.0, -1.0]), torch.ones(2, 5), ref_logp=lp, kl_coef=0.5)
     more, _ = dapo_loss(lp, lp, torch.tensor([1.0, -1.0]), torch.ones(2, 5), ref_logp=lp + 0.3, kl_coef=0.5)
     assert same.item() == pytest.approx(base.item()) and more.item() > base.item()
+
+
+def test_truncated_members_leave_the_group_statistics():
+    rewards = torch.tensor([[1.0, 0.0, 0.0, -1.0], [0.0, 0.0, 0.0, -1.0]])
+    valid = torch.tensor([[True, True, True, False], [True, True, True, False]])
+    adv = group_advantages(rewards, valid)
+    assert adv[0, 3] == 0 and torch.allclose(adv[0, :3], group_advantages(rewards[:1, :3])[0])
+    assert informative(rewards, valid).tolist() == [True, False]  # [0, 0, 0, truncated] teaches nothing
+    assert informative(rewards).tolist() == [True, True]
+
+
+def test_masked_positions_cannot_overflow():
+    logp = torch.tensor([[-1.0, 0.0]])
+    old = torch.tensor([[-1.0, -1000.0]])  # a huge ratio where the mask is 0
+    loss, _ = dapo_loss(logp, old, torch.tensor([1.0]), torch.tensor([[1.0, 0.0]]))
+    assert torch.isfinite(loss)

@@ -49,6 +49,7 @@ def test_search_can_be_optional():
     (QA, "the founder was Quorvelle Dantrisk", "recall", 1.0),     # 5 tokens <= 2 x 2: no guard
     (QA, "Quorvelle Dantrisk " + "and others " * 10, "recall", 4 / 22),  # stuffing is scaled down
     (QA, "Quorvelle", "recall", 0.5),
+    ({"golden_answers": ["USA", "United States of America"]}, "United States of America", "recall", 1.0),
     (QA, "Quorvelle", "f1", 2 / 3),
     (QA, "quorvelle dantrisk.", "em", 1.0),
     (QA, "Dantrisk Quorvelle Holdings", "em", 0.0),
@@ -70,6 +71,8 @@ def test_weights_combine_parts():
 def test_unknown_kinds_are_refused():
     with pytest.raises(ValueError, match="not one of"):
         RewardConfig(answer="bleu")
+    with pytest.raises(ValueError, match="fallback"):
+        RewardConfig(judge_fallback="judge")
     with pytest.raises(ValueError, match="RAMP"):
         answer_reward(QA, "x", "spans")
 
@@ -80,14 +83,18 @@ class _Said:
 
 
 class FakeJudgeBackend:
-    """Stands in for an LLM: says yes when the gold's first word is in the prediction."""
+    """Stands in for an LLM (and its tokenizer): always says yes, after `delay` seconds."""
 
     def __init__(self, delay=0.0):
         self.calls, self.delay = 0, delay
         self.tokenizer = self
 
-    def apply_chat_template(self, messages, **_):
-        return [len(messages[0]["content"])], messages[0]["content"]
+    def apply_chat_template(self, messages, tokenize=False, **_):
+        assert not tokenize
+        return messages[0]["content"]
+
+    def __call__(self, text, **_):
+        return {"input_ids": [len(text)]}
 
     def generate(self, prompts, **_):
         self.calls += 1
@@ -102,6 +109,24 @@ def test_judge_batches_caches_and_falls_back():
     assert backend.calls == 1
     judge.score([(QA, "Q. Dantrisk")])
     assert backend.calls == 1  # cached
-    slow = Judge(FakeJudgeBackend(delay=1.0), timeout=0.05, fallback="f1")
+    slow_backend = FakeJudgeBackend(delay=0.5)
+    slow = Judge(slow_backend, timeout=0.05, fallback="f1")
     assert slow.score([(QA, "Quorvelle")]) == [pytest.approx(2 / 3)]
-    assert slow.fallbacks == 1
+    assert slow.score([(QA, "Dantrisk")]) == [pytest.approx(2 / 3)]  # still busy: nothing new is sent
+    assert slow.fallbacks == 2 and slow_backend.calls == 1
+    time.sleep(0.7)
+    assert slow.score([(QA, "Quorvelle")]) == [1.0]  # the late verdict was kept
+
+
+def test_judge_tokenizes_with_a_real_tokenizer(toy_env):
+    _, _, tok, _ = toy_env
+
+    class Backend:
+        tokenizer = tok
+
+        def generate(self, prompts, **_):
+            assert all(isinstance(p, list) and all(isinstance(i, int) for i in p) for p in prompts)
+            return [[_Said("no")] for _ in prompts]
+
+    judge = Judge(Backend(), timeout=30)
+    assert judge.score([(QA, "someone")]) == [0.0] and judge.fallbacks == 0
