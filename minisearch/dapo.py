@@ -4,13 +4,8 @@
         --adapter runs/demo/sft/adapter --out runs/demo/dapo
 
 Each step, for tasks q drawn from the curriculum, G trajectories o_1..o_G are sampled and
-scored (rewards.py), R_i the reward of o_i. Then (Yu et al. 2025, "DAPO"):
-
-    advantage   A_i = (R_i - mean_j R_j) / (std_j R_j + 1e-6)         (one value per trajectory)
-    ratio       r_it = exp(log pi(o_it | .) - log pi_old(o_it | .))     (token t of trajectory i)
-    objective   J = sum_i sum_t m_it * min(r_it A_i, clip(r_it, 1 - eps_low, 1 + eps_high) A_i)
-                    / sum_i sum_t m_it
-    loss        -J  (+ kl_coef * KL(pi || pi_ref) per token, k3 estimator, off by default)
+scored (rewards.py), R_i the reward of o_i; the policy follows the clipped token-level
+objective of Yu et al. 2025 ("DAPO"), written out with its shapes in `dapo_math.py`.
 
 m_it is 1 on model-written tokens and 0 on the prompt and on every <information> block
 (`rollout.render`), so observations never enter the loss; the average is over all
@@ -23,8 +18,8 @@ Dynamic sampling: a group whose rewards are all equal has A_i = 0 and teaches no
 dropped and more tasks are sampled until `batch_tasks` groups are kept or `max_gen_rounds`
 generation rounds were spent (the kept fraction is logged). Overlong shaping: with L the
 completion's length (every token after the prompt, search results included, since the
-budget that truncates a trajectory is on its total length) and L_max its budget, a completion within
-`overlong_buffer` of L_max gets - overlong_penalty * (L - (L_max - buffer)) / buffer added to
+budget that truncates a trajectory is on its total length) and L_max its budget, a
+completion within `overlong_buffer` of L_max gets - overlong_penalty * (L - (L_max - buffer)) / buffer added to
 its reward; a truncated one is masked out of the loss and left out of its group's
 statistics (`truncated: mask`) or gets the full penalty (`truncated: penalise`).
 
@@ -46,7 +41,9 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from minisearch.checkpoint import load_state, save_state
 from minisearch.curriculum import Curriculum
+from minisearch.dapo_math import dapo_loss, group_advantages, informative, overlong_shaping
 from minisearch.errors import UserError
 from minisearch.jsonl import read_jsonl, write_jsonl
 from minisearch.rewards import RewardConfig, read_output, reward_parts
@@ -100,69 +97,6 @@ class DapoConfig:
                 raise UserError(f"{name}={getattr(self, name)}: it must be at least 1")
         if self.reward.answer == "judge" and not self.judge_model:
             raise UserError("the judge reward needs a model to judge with: --judge-model PATH_OR_ID")
-
-
-# ---- the math: pure tensor functions (tested against a plain-Python version) ----
-
-def group_advantages(rewards, valid=None):
-    """rewards (N, G) -> advantages (N, G), normalised within each group.
-
-    valid (N, G) bool, optional: only these members count in a group's mean and std (the
-    others, truncated samples masked out of the loss, get advantage 0)."""
-    import torch
-
-    valid = torch.ones_like(rewards, dtype=torch.bool) if valid is None else valid
-    w = valid.to(rewards.dtype)
-    n = w.sum(dim=1, keepdim=True).clamp(min=1)                            # (N, 1)
-    mean = (rewards * w).sum(dim=1, keepdim=True) / n                     # (N, 1)
-    std = (((rewards - mean) ** 2 * w).sum(dim=1, keepdim=True) / n).sqrt()  # (N, 1), population std
-    return (rewards - mean) / (std + 1e-6) * w
-
-
-def informative(rewards, valid=None):
-    """rewards (N, G) -> (N,) bool: groups whose (valid) rewards are not all equal (dynamic sampling)."""
-    import torch
-
-    valid = torch.ones_like(rewards, dtype=torch.bool) if valid is None else valid
-    high = torch.where(valid, rewards, torch.full_like(rewards, -float("inf"))).max(dim=1).values
-    low = torch.where(valid, rewards, torch.full_like(rewards, float("inf"))).min(dim=1).values
-    return (valid.sum(dim=1) >= 2) & ((high - low) > 1e-9)
-
-
-def dapo_loss(logp, old_logp, advantages, mask, eps_low: float = 0.2, eps_high: float = 0.28,
-              ref_logp=None, kl_coef: float = 0.0):
-    """The clipped token-level policy loss and its clip fraction.
-
-    logp, old_logp, mask, ref_logp: (B, T); advantages: (B,). Returns (loss, clip_fraction).
-    """
-    import torch
-
-    keep = mask.bool()
-    mask = mask.to(logp.dtype)
-    ratio = torch.exp(torch.where(keep, logp - old_logp, torch.zeros_like(logp)))  # (B, T); 1 off the mask
-    adv = advantages.unsqueeze(1)                                         # (B, 1)
-    unclipped = ratio * adv
-    clipped = torch.clamp(ratio, 1 - eps_low, 1 + eps_high) * adv
-    per_token = -torch.minimum(unclipped, clipped)                        # (B, T)
-    if ref_logp is not None and kl_coef > 0:
-        delta = torch.where(keep, ref_logp - logp, torch.zeros_like(logp))
-        per_token = per_token + kl_coef * (torch.exp(delta) - delta - 1)  # k3 estimate of KL(pi || ref)
-    tokens = mask.sum().clamp(min=1)
-    loss = (per_token * mask).sum() / tokens
-    clip_fraction = ((clipped < unclipped).to(logp.dtype) * mask).sum() / tokens
-    return loss, clip_fraction.detach()
-
-
-def overlong_shaping(length: int, budget: int, buffer: int, penalty: float) -> float:
-    """The soft length penalty (<= 0) of a completion of `length` tokens with `budget` allowed.
-
-    >>> overlong_shaping(100, 512, 128, 1.0), overlong_shaping(448, 512, 128, 1.0)
-    (0.0, -0.5)
-    """
-    start = budget - buffer
-    if buffer <= 0 or length <= start:
-        return 0.0
-    return -penalty * min(1.0, (length - start) / buffer)
 
 
 # ---- one step: sample, score, keep informative groups ----
@@ -304,37 +238,6 @@ def write_samples(folder: Path, step: int, every: list[Sample], n: int) -> None:
     (folder / f"step-{step:04d}.md").write_text("\n".join(lines), encoding="utf-8")
 
 
-def save_checkpoint(path: Path, backend, optimizer, curriculum: Curriculum, rng: random.Random, step: int) -> None:
-    import torch
-
-    state = {"step": step, "curriculum": curriculum.state(), "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
-             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-             "optimizer": optimizer.state_dict(),
-             "weights": {n: p.detach().clone() for n, p in backend.model.named_parameters() if p.requires_grad}}
-    tmp = path.with_suffix(".part")
-    torch.save(state, tmp)
-    tmp.replace(path)
-
-
-def load_checkpoint(path: Path, backend, optimizer, curriculum: Curriculum, rng: random.Random) -> int:
-    import torch
-
-    state = torch.load(path, weights_only=False)
-    missing = set(state["weights"]) - {n for n, _ in backend.model.named_parameters()}
-    if missing:
-        raise UserError(f"{path} does not match this model (e.g. {sorted(missing)[0]}); delete it to start over")
-    backend.model.load_state_dict(state["weights"], strict=False)
-    optimizer.load_state_dict(state["optimizer"])
-    curriculum.load_state(state["curriculum"])
-    rng.setstate(state["rng"])
-    torch.set_rng_state(state["torch_rng"])
-    if state.get("cuda_rng") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    if hasattr(backend, "sync_lora"):
-        backend.sync_lora()
-    return state["step"]
-
-
 def run(cfg: DapoConfig, echo=print, reward_fn=None) -> Path:
     """Train and write the stage folder (adapter/, samples/, metrics.jsonl, held-out eval).
 
@@ -373,7 +276,11 @@ def run(cfg: DapoConfig, echo=print, reward_fn=None) -> Path:
             echo(f"dapo: held-out before training {before}")
         start = 0
         if (tmp / "checkpoint.pt").is_file():
-            start = load_checkpoint(tmp / "checkpoint.pt", backend, optimizer, curriculum, rng)
+            state = load_state(tmp / "checkpoint.pt", backend.model, optimizer, rng)
+            curriculum.load_state(state["curriculum"])
+            start = state["step"]
+            if hasattr(backend, "sync_lora"):
+                backend.sync_lora()
             echo(f"dapo: resuming after step {start}")
         trim_metrics(tmp / "metrics.jsonl", start)
         started = time.time()
@@ -393,7 +300,8 @@ def run(cfg: DapoConfig, echo=print, reward_fn=None) -> Path:
                       f"searches {row['searches']:.2f} clip {row['clip']:.3f} entropy {row['entropy']:.2f}"
                       + (f" -> stage k={curriculum.k}" if promoted else "") + f" {row['seconds']:.0f}s")
             if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
-                save_checkpoint(tmp / "checkpoint.pt", backend, optimizer, curriculum, rng, step + 1)
+                save_state(tmp / "checkpoint.pt", backend.model, optimizer, rng, step=step + 1,
+                           curriculum=curriculum.state())
         backend.save_adapter(tmp / "adapter")
         history = list(read_jsonl(tmp / "metrics.jsonl"))
         counts.update(steps=cfg.steps, resumed_after=start or None, final_stage_k=curriculum.k,

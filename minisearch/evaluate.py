@@ -9,6 +9,9 @@ traj stage and the stage metrics all go through it.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from minisearch.metrics import exact_match, f1, is_ramp, ramp_spans_correct, token_recall
 from minisearch.rollout import RolloutConfig, rollout
 
@@ -53,9 +56,6 @@ def evaluate(backend, searcher, tasks: list[dict], cfg: RolloutConfig) -> tuple[
 
 def evaluate_once(backend, searcher, tasks: list[dict], cfg: RolloutConfig, path) -> dict:
     """The metrics of `tasks`, measured once: a resumed stage reads them back from `path`."""
-    import json
-    from pathlib import Path
-
     path = Path(path)
     if path.is_file():
         return json.loads(path.read_text())
