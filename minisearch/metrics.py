@@ -43,11 +43,24 @@ def _f1_one(pred: list[str], gold: list[str]) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+_CLOSED = {"yes", "no", "noanswer"}  # HotpotQA: these score F1 only by an exact match
+
+
 def f1(pred: str | None, golds) -> float:
+    """Token F1 as the official HotpotQA evaluation computes it (best over the golds).
+
+    >>> f1("yes it is", ["yes"]), f1("Paris Paris", ["Paris"]) == 2 / 3
+    (0.0, True)
+    """
     if pred is None:
         return 0.0
-    p = normalize_answer(pred).split()
-    return max((_f1_one(p, normalize_answer(g).split()) for g in _golds(golds)), default=0.0)
+    p = normalize_answer(pred)
+    scores = []
+    for g in _golds(golds):
+        g = normalize_answer(g)
+        closed = p in _CLOSED or g in _CLOSED
+        scores.append(float(p == g) if closed else _f1_one(p.split(), g.split()))
+    return max(scores, default=0.0)
 
 
 def token_recall(pred: str | None, golds) -> float:
