@@ -91,3 +91,21 @@ def test_gpu_backend_says_what_it_needs_without_cuda(model_dir):
 
     with pytest.raises(UserError, match="needs a CUDA GPU"):
         GpuBackend(model_dir)
+
+
+@pytest.mark.parametrize("train_embeddings", [True, False])
+def test_tiny_model_adapter_trains_the_tied_embeddings_or_only_the_tag_rows(model_dir, tmp_path, train_embeddings):
+    b = CpuBackend(model_dir, lora_rank=4, train_embeddings=train_embeddings)
+    seq = [b.tokenizer("The river flows through Velk")["input_ids"]]
+    emb, head = b.model.get_input_embeddings(), b.model.get_output_embeddings()
+    before_in = emb(torch.tensor(seq)).detach().clone()
+    opt = torch.optim.SGD([p for p in b.model.parameters() if p.requires_grad], lr=1.0)
+    (-b.token_logprobs(seq, grad=True)[0].sum()).backward()
+    opt.step()
+    moved = (emb(torch.tensor(seq)) - before_in).abs().amax().item()
+    assert (moved > 0) == train_embeddings  # ordinary words' rows move only with the whole matrix trained
+    if train_embeddings:  # the output layer is the same (tied) matrix
+        assert torch.equal(emb.modules_to_save["default"].weight, head.modules_to_save["default"].weight)
+    b.save_adapter(tmp_path / "adapter")
+    again = CpuBackend(model_dir, adapter=tmp_path / "adapter")
+    assert torch.allclose(again.token_logprobs(seq)[0], b.token_logprobs(seq)[0], atol=1e-5)

@@ -25,7 +25,7 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 
 class CpuBackend:
     def __init__(self, model: str | Path, adapter: str | Path | None = None, lora_rank: int = 0,
-                 device: str = "cpu", dtype: torch.dtype = torch.float32):
+                 device: str = "cpu", dtype: torch.dtype = torch.float32, train_embeddings: bool | None = None):
         hf_logging.disable_progress_bar()  # a bar per model load would clutter chat and stage logs
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(model))
@@ -36,7 +36,9 @@ class CpuBackend:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = _with_lora(base, adapter, lora_rank, tag_token_ids(self.tokenizer)).to(device)
+        if train_embeddings is None:  # auto: a model built by `minisearch model init` has no pretrained embeddings
+            train_embeddings = (Path(model) / "tiny_model.json").is_file()
+        self.model = _with_lora(base, adapter, lora_rank, tag_token_ids(self.tokenizer), train_embeddings).to(device)
         self.device = device
 
     @property
@@ -121,14 +123,27 @@ def tag_token_ids(tokenizer) -> list[int]:
     return [added[t] for t in TAGS if t in added]
 
 
-def _with_lora(base, adapter, rank, train_ids):
+def _with_lora(base, adapter, rank, train_ids, train_embeddings=False):
+    """A new LoRA (rank > 0), the saved one at `adapter`, or the bare model.
+
+    With `train_embeddings` the adapter holds a trained copy of the whole embedding matrix
+    (peft's modules_to_save, tied to the output layer), else only the tag rows. For the tiny
+    model this is what makes SFT work: on the toy trajectories a rank-16 LoRA alone left the
+    loss at 2.3 after 100 steps and never learned to copy the page title into its query
+    (first query token right 3% of the time on held-out tasks); with the embeddings trained
+    too, 50% after 100 steps and 56% after 200, as full fine-tuning. For a 1.5B model the
+    embeddings are most of a checkpoint and are left frozen.
+    """
     if adapter is None and rank <= 0:
         return base
     from peft import LoraConfig, PeftModel, get_peft_model
 
     if adapter is not None:
         return PeftModel.from_pretrained(base, str(adapter), is_trainable=True)
-    extra = {"trainable_token_indices": {"embed_tokens": train_ids}} if train_ids else {}
+    if train_embeddings:
+        extra = {"modules_to_save": ["embed_tokens"], "ensure_weight_tying": True}
+    else:
+        extra = {"trainable_token_indices": {"embed_tokens": train_ids}} if train_ids else {}
     config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=LORA_TARGETS,
                         task_type="CAUSAL_LM", **extra)
     return get_peft_model(base, config)
