@@ -74,7 +74,7 @@ $(DEMO)/index/done.json: $(DEMO)/corpus/done.json
 $(DEMO)/init/config.json: $(DEMO)/corpus/done.json
 	$(M) model init --corpus $(DEMO)/corpus --out $(DEMO)/init
 $(DEMO)/model/done.json: $(DEMO)/init/config.json
-	$(M) model warmup --model $(DEMO)/init --corpus $(DEMO)/corpus --out $(DEMO)/model --steps 300
+	$(M) model warmup --model $(DEMO)/init --corpus $(DEMO)/corpus --out $(DEMO)/model --steps 600
 $(DEMO)/ramp/done.json: $(DEMO)/index/done.json
 	$(M) ramp $(DEMO)/corpus --index $(DEMO)/index --out $(DEMO)/ramp
 $(DEMO)/traj/done.json: $(DEMO)/ramp/done.json

@@ -40,12 +40,14 @@ def system_prompt(max_turns: int = 4) -> str:
     )
 
 
-def ramp_question(masked_paragraph: str) -> str:
-    """The question text of a RAMP task: the instruction, then the paragraph with [mask]s."""
+def ramp_question(masked_paragraph: str, title: str = "") -> str:
+    """The question text of a RAMP task: the instruction, the page title (the way search
+    results show titles, so the subject is named in one place), the paragraph with [mask]s."""
+    head = f"Title: {title}\n" if title else ""
     return (
         f"Some spans of this paragraph were replaced with {MASK}. Search to find what each {MASK} stands "
         "for, then write the whole paragraph inside <answer> </answer> with every mask filled and "
-        f"everything else unchanged.\n\nParagraph: {masked_paragraph}"
+        f"everything else unchanged.\n\n{head}Paragraph: {masked_paragraph}"
     )
 
 

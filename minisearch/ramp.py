@@ -124,7 +124,7 @@ def make_task(passage: dict, k: int, rng: random.Random, min_words: int = 25,
         masked = masked[:at] + MASK + masked[at + len(span):]
     if masked.startswith(MASK):
         return None, "starts_with_mask"
-    task = make_qa(f"ramp-{passage['id']}", ramp_question(masked), [text], masks=chosen, mask_num=len(chosen),
+    task = make_qa(f"ramp-{passage['id']}", ramp_question(masked, title), [text], masks=chosen, mask_num=len(chosen),
                    source_id=passage["id"], title=title, masked=masked)
     return task, ""
 

@@ -63,6 +63,7 @@ def test_title_prepended_when_absent_and_never_masked():
                         4, random.Random(1), min_words=10)
     assert task["golden_answers"][0].startswith("Zim: ")
     assert all("Zim" not in span for span in task["metadata"]["masks"])
+    assert "\nTitle: Zim\nParagraph: Zim: " in task["question"]  # the prompt names the subject in one place
 
 
 @pytest.mark.parametrize("text, why", [("Too short.", "too_short"),
