@@ -136,8 +136,9 @@ def index_info(index_dir):
 @click.option("--seed", default=0, show_default=True)
 @click.option("--hard-model", help="Perplexity masking: mask the spans this model guesses worst.")
 @click.option("--index", "index_dir", help="Mask only spans that another passage of this index holds.")
+@click.option("--per-passage", default=1, show_default=True, help="Tasks per passage, each with other masks.")
 @user_errors
-def ramp(corpus, out, k_weights, dev_fraction, seed, hard_model, index_dir):
+def ramp(corpus, out, k_weights, dev_fraction, seed, hard_model, index_dir, per_passage):
     """Make RAMP tasks (masked passages to fill by searching) from CORPUS."""
     from minisearch.ramp import RampConfig, run
 
@@ -146,7 +147,7 @@ def ramp(corpus, out, k_weights, dev_fraction, seed, hard_model, index_dir):
     except ValueError as e:
         raise UserError(f"--k-weights takes four numbers like 0.4,0.3,0.2,0.1, got {k_weights!r}") from e
     path = run(RampConfig(corpus=corpus, out=out, k_weights=weights, dev_fraction=dev_fraction, seed=seed,
-                          hard_model=hard_model, index=index_dir))
+                          hard_model=hard_model, index=index_dir, per_passage=per_passage))
     click.echo(f"wrote {path}")
 
 

@@ -45,6 +45,7 @@ class RampConfig:
     seed: int = 0
     hard_model: str | None = None  # perplexity masking: mask what this model guesses worst
     index: str | None = None  # keep only spans that some other passage of this index holds
+    per_passage: int = 1  # tasks made from each passage (other masks each time; duplicates dropped)
 
 
 def recoverable(searcher, spans: list[str], source_id: str, k: int = 10) -> list[str]:
@@ -145,12 +146,19 @@ def run(cfg: RampConfig) -> Path:
 
         searcher = open_searcher(cfg.index)
     for passage in iter_passages(cfg.corpus):
-        k = rng.choices([1, 2, 3, 4], weights=cfg.k_weights)[0]
-        task, why = make_task(passage, k, rng, cfg.min_words, choose, searcher)
-        if task is None:
-            skipped[why] += 1
-            continue
-        tasks["dev" if rng.random() < cfg.dev_fraction else "train"].append(task)
+        split, made = "dev" if rng.random() < cfg.dev_fraction else "train", set()
+        for n in range(cfg.per_passage):
+            k = rng.choices([1, 2, 3, 4], weights=cfg.k_weights)[0]
+            task, why = make_task(passage, k, rng, cfg.min_words, choose, searcher)
+            if task is None:
+                skipped[why] += 1
+                continue
+            if task["metadata"]["masked"] in made:
+                skipped["duplicate"] += 1
+                continue
+            made.add(task["metadata"]["masked"])
+            task["id"] += f"-{n}" if n else ""
+            tasks[split].append(task)
     if searcher is not None:
         searcher.close()
     if not tasks["train"]:

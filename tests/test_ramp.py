@@ -145,3 +145,13 @@ def test_only_spans_another_passage_holds_are_masked_with_an_index(toy_run):
                 for seed in range(10)]
     made = [t for t in made if t]
     assert made and all(set(t["metadata"]["masks"]) <= set(kept) for t in made)
+
+
+def test_several_tasks_per_passage_stay_on_one_side_of_the_split(tmp_path):
+    out = run(RampConfig(corpus="toyworld:300", out=str(tmp_path / "ramp"), dev_fraction=0.2, per_passage=3))
+    tasks = list(read_jsonl(out / "train.jsonl")) + list(read_jsonl(out / "dev.jsonl"))
+    dev_sources = {t["metadata"]["source_id"] for t in read_jsonl(out / "dev.jsonl")}
+    train_sources = {t["metadata"]["source_id"] for t in read_jsonl(out / "train.jsonl")}
+    assert not dev_sources & train_sources
+    assert len({t["id"] for t in tasks}) == len(tasks) > 1.8 * len(dev_sources | train_sources)
+    assert len({t["metadata"]["masked"] for t in tasks}) == len(tasks)  # no task twice
