@@ -249,7 +249,7 @@ def model_init(source, out, vocab, seed):
 @click.option("--model", "model_dir", required=True, help="The model folder from `minisearch model init`.")
 @click.option("--corpus", required=True, help="Text to read (any corpus source).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the warmed-up model.")
-@click.option("--steps", default=300, show_default=True)
+@click.option("--steps", default=600, show_default=True)
 @click.option("--batch-size", default=16, show_default=True)
 @click.option("--lr", default=3e-3, show_default=True)
 @click.option("--copy-share", default=0.5, show_default=True, help="Share of copy-exercise blocks (0: plain text).")

@@ -80,10 +80,16 @@ def span_losses(backend, text: str, spans: list[str]) -> list[float]:
 
 
 def hardest(backend):
-    """A span chooser for perplexity masking: the k spans the model guesses worst."""
+    """A span chooser for perplexity masking: the k spans the model guesses worst (scored
+    once per passage, however many tasks it gives)."""
+    last: dict[tuple, list[float]] = {}
+
     def choose(text: str, spans: list[str], k: int, rng: random.Random) -> list[str]:
-        losses = span_losses(backend, text, spans)
-        return [s for _, s in sorted(zip(losses, spans), key=lambda x: -x[0])[:k]]
+        key = (text, tuple(spans))
+        if key not in last:
+            last.clear()
+            last[key] = span_losses(backend, text, spans)
+        return [s for _, s in sorted(zip(last[key], spans), key=lambda x: -x[0])[:k]]
     return choose
 
 
@@ -102,32 +108,50 @@ def span_weight(span: str) -> float:
     return len(span.split()) + (1.0 if NUMBER.search(span) else 0.0)
 
 
-def make_task(passage: dict, k: int, rng: random.Random, min_words: int = 25,
-              choose=weighted, searcher=None) -> tuple[dict | None, str]:
-    """(task, "") or (None, why it was skipped); `choose` picks the spans to mask; with a
-    `searcher`, only spans recoverable from other passages are candidates."""
+def make_tasks(passage: dict, ks: list[int], rng: random.Random, min_words: int = 25,
+               choose=weighted, searcher=None) -> tuple[list[dict], Counter]:
+    """One task per mask count in `ks` (other spans each time, duplicates dropped), and why
+    the others were skipped; `choose` picks the spans to mask; with a `searcher`, only spans
+    recoverable from other passages are candidates (searched once per passage)."""
     title, text = split_contents(passage["contents"])
     if len(text.split()) < min_words:
-        return None, "too_short"
+        return [], Counter(too_short=1)
     if title and title not in text:
         text = f"{title}: {text}"
     spans = find_spans(text, title)
     if spans and searcher is not None:
         spans = recoverable(searcher, spans, passage["id"])
     if not spans:
-        return None, "no_spans"
-    chosen = sorted(choose(text, spans, k, rng), key=text.index)
+        return [], Counter(no_spans=1)
+    tasks, skipped = [], Counter()
+    for n, k in enumerate(ks):
+        chosen = sorted(choose(text, spans, k, rng), key=text.index)
+        masked, why = mask_spans(text, chosen)
+        if why or any(t["metadata"]["masked"] == masked for t in tasks):
+            skipped[why or "duplicate"] += 1
+            continue
+        task_id = f"ramp-{passage['id']}" + (f"-{n}" if n else "")
+        tasks.append(make_qa(task_id, ramp_question(masked, title), [text], masks=chosen, mask_num=len(chosen),
+                             source_id=passage["id"], title=title, masked=masked))
+    return tasks, skipped
+
+
+def make_task(passage: dict, k: int, rng: random.Random, min_words: int = 25,
+              choose=weighted, searcher=None) -> tuple[dict | None, str]:
+    """(task, "") or (None, why it was skipped): `make_tasks` for one mask count."""
+    tasks, skipped = make_tasks(passage, [k], rng, min_words, choose, searcher)
+    return (tasks[0], "") if tasks else (None, next(iter(skipped)))
+
+
+def mask_spans(text: str, chosen: list[str]) -> tuple[str, str]:
+    """(the text with each chosen span replaced by [mask], "") or ("", why it cannot be)."""
     masked = text
     for span in reversed(chosen):
         at = masked.find(span)
         if at < 0:  # one chosen span inside another
-            return None, "overlapping_spans"
+            return "", "overlapping_spans"
         masked = masked[:at] + MASK + masked[at + len(span):]
-    if masked.startswith(MASK):
-        return None, "starts_with_mask"
-    task = make_qa(f"ramp-{passage['id']}", ramp_question(masked, title), [text], masks=chosen, mask_num=len(chosen),
-                   source_id=passage["id"], title=title, masked=masked)
-    return task, ""
+    return ("", "starts_with_mask") if masked.startswith(MASK) else (masked, "")
 
 
 def run(cfg: RampConfig) -> Path:
@@ -146,19 +170,11 @@ def run(cfg: RampConfig) -> Path:
 
         searcher = open_searcher(cfg.index)
     for passage in iter_passages(cfg.corpus):
-        split, made = "dev" if rng.random() < cfg.dev_fraction else "train", set()
-        for n in range(cfg.per_passage):
-            k = rng.choices([1, 2, 3, 4], weights=cfg.k_weights)[0]
-            task, why = make_task(passage, k, rng, cfg.min_words, choose, searcher)
-            if task is None:
-                skipped[why] += 1
-                continue
-            if task["metadata"]["masked"] in made:
-                skipped["duplicate"] += 1
-                continue
-            made.add(task["metadata"]["masked"])
-            task["id"] += f"-{n}" if n else ""
-            tasks[split].append(task)
+        split = "dev" if rng.random() < cfg.dev_fraction else "train"
+        ks = rng.choices([1, 2, 3, 4], weights=cfg.k_weights, k=cfg.per_passage)
+        made, why = make_tasks(passage, ks, rng, cfg.min_words, choose, searcher)
+        tasks[split] += made
+        skipped.update(why)
     if searcher is not None:
         searcher.close()
     if not tasks["train"]:

@@ -37,7 +37,7 @@ class WarmupConfig:
     model: str
     corpus: str
     out: str
-    steps: int = 300
+    steps: int = 600  # with 300 the SFT agent never learned to copy a title into its query
     batch_size: int = 16
     seq_len: int = 128
     lr: float = 3e-3
@@ -66,6 +66,11 @@ def copy_block(block: list[int]) -> list[int]:
     return ((block[:half] * 3)[:len(block)]) if half else list(block)
 
 
+def batch_rows(data: list[list[int]], rng: random.Random, batch_size: int, copy_share: float) -> list[list[int]]:
+    """batch_size blocks drawn from data, each a copy exercise with probability copy_share."""
+    return [copy_block(b) if copy_share and rng.random() < copy_share else b for b in rng.sample(data, batch_size)]
+
+
 def run(cfg: WarmupConfig, echo=print) -> Path:
     import torch
     from tqdm import tqdm
@@ -91,9 +96,7 @@ def run(cfg: WarmupConfig, echo=print) -> Path:
         model.train()
         history, start = [], time.time()
         for step in tqdm(range(cfg.steps), desc="warm-up", unit=" steps", mininterval=2.0):
-            rows = [copy_block(b) if cfg.copy_share and rng.random() < cfg.copy_share else b
-                    for b in rng.sample(data, cfg.batch_size)]
-            batch = torch.tensor(rows)                                # (B, seq_len + 1)
+            batch = torch.tensor(batch_rows(data, rng, cfg.batch_size, cfg.copy_share))  # (B, seq_len + 1)
             logits = model(input_ids=batch[:, :-1]).logits            # (B, seq_len, V)
             loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
             optimizer.zero_grad()

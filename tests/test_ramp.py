@@ -13,7 +13,7 @@ from minisearch.cli import main
 from minisearch.errors import UserError
 from minisearch.jsonl import read_jsonl
 from minisearch.protocol import MASK
-from minisearch.ramp import RampConfig, make_task, run, span_weight
+from minisearch.ramp import RampConfig, make_task, make_tasks, run, span_weight
 from minisearch.records import make_passage
 from minisearch.spanfinder import find_spans
 from minisearch.spans import fill_masks
@@ -155,3 +155,19 @@ def test_several_tasks_per_passage_stay_on_one_side_of_the_split(tmp_path):
     assert not dev_sources & train_sources
     assert len({t["id"] for t in tasks}) == len(tasks) > 1.8 * len(dev_sources | train_sources)
     assert len({t["metadata"]["masked"] for t in tasks}) == len(tasks)  # no task twice
+
+
+def test_a_passage_is_searched_and_skipped_once_however_many_tasks_it_gives(toy_run):
+    from minisearch.search import open_searcher
+
+    root, world = toy_run
+    calls = []
+    with open_searcher(root / "index") as searcher:
+        class Counting:
+            def search(self, *args, **kw):
+                calls.append(args)
+                return searcher.search(*args, **kw)
+        tasks, skipped = make_tasks(world.passages[0], [1, 2, 1, 2], random.Random(0), searcher=Counting())
+    assert len(calls) == 1 and len(tasks) + sum(skipped.values()) == 4 and tasks
+    assert [t["id"] for t in tasks][0] == f"ramp-{world.passages[0]['id']}"
+    assert make_tasks(passage("Too short."), [1, 2, 3], random.Random(0)) == ([], Counter(too_short=1))

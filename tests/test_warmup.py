@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -13,7 +14,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from minisearch.cli import main  # noqa: E402
 from minisearch.errors import UserError  # noqa: E402
-from minisearch.warmup import WarmupConfig, blocks, run  # noqa: E402
+from minisearch.warmup import WarmupConfig, batch_rows, blocks, copy_block, run  # noqa: E402
 
 
 def test_warmup_lowers_the_loss_and_changes_all_weights(toy_run, tmp_path):
@@ -52,3 +53,12 @@ def test_errors(toy_run, tmp_path):
     result = CliRunner().invoke(main, ["model", "warmup", "--model", str(root / "model"), "--corpus", "toyworld:60",
                                        "--out", str(tmp_path / "w2"), "--steps", "3", "--batch-size", "2"])
     assert result.exit_code == 0 and "warm-up step 3/3" in result.output
+
+
+@pytest.mark.parametrize("share, low, high", [(0.0, 0, 0), (1.0, 400, 400), (0.5, 150, 250)])
+def test_a_share_of_the_batch_rows_are_copy_exercises(share, low, high):
+    data = [list(range(i * 10, i * 10 + 9)) for i in range(50)]  # no block repeats its own first half
+    rng = random.Random(0)
+    rows = [r for _ in range(50) for r in batch_rows(data, rng, 8, share)]
+    copies = sum(r == copy_block(r) for r in rows)
+    assert all(len(r) == 9 for r in rows) and low <= copies <= high
