@@ -54,42 +54,24 @@ data: $(DATA)
 $(DATA): | install
 	$(BIN)/python bench/realtext.py --out $(DATA)
 
-# The loop on the CPU, stage by stage; each stage's done.json is its make target, so a rerun
-# skips what is complete. Built so far: toy world, index, tiny model + warm-up, RAMP tasks,
-# scripted-teacher trajectories, SFT and DAPO with held-out RAMP accuracy before/after. Eval
-# and the recipe runner are still being built, so this ends non-zero after the DAPO stage.
+# The whole loop on the CPU: recipes/demo.yaml through the recipe runner (a rerun skips the
+# stages that are complete; a killed run resumes). Ends with the stage-by-stage table
+# (runs/demo/report.md) and one question answered by searching.
 M := $(BIN)/minisearch
-demo: $(DEMO)/dapo/done.json
+demo: install
+	$(M) run recipes/demo.yaml
 	@q=$$($(BIN)/python -c "import json; print(json.loads(open('$(DEMO)/world/qa/dev.jsonl').readline())['question'])"); \
-	  echo "question: $$q"; $(M) ask "$$q" --run $(DEMO) || true
-	@echo "Chat with it: $(M) chat --run $(DEMO)"
-	@echo "The rest of the demo (eval, the recipe runner, the report) is not built yet." >&2
-	@exit 2
-$(DEMO)/world/manifest.json: | install
-	$(M) toyworld --size 2000 --out $(DEMO)/world
-$(DEMO)/corpus/done.json: $(DEMO)/world/manifest.json
-	$(M) corpus $(DEMO)/world/passages.jsonl --out $(DEMO)/corpus
-$(DEMO)/index/done.json: $(DEMO)/corpus/done.json
-	$(M) index build $(DEMO)/corpus --out $(DEMO)/index
-$(DEMO)/init/config.json: $(DEMO)/corpus/done.json
-	$(M) model init --corpus $(DEMO)/corpus --out $(DEMO)/init
-$(DEMO)/model/done.json: $(DEMO)/init/config.json
-	$(M) model warmup --model $(DEMO)/init --corpus $(DEMO)/corpus --out $(DEMO)/model --steps 600
-$(DEMO)/ramp/done.json: $(DEMO)/index/done.json
-	$(M) ramp $(DEMO)/corpus --index $(DEMO)/index --out $(DEMO)/ramp
-$(DEMO)/traj/done.json: $(DEMO)/ramp/done.json
-	$(M) traj $(DEMO)/ramp/train.jsonl --index $(DEMO)/index --out $(DEMO)/traj --answer-form spans
-$(DEMO)/sft/done.json: $(DEMO)/traj/done.json $(DEMO)/model/done.json
-	$(M) sft $(DEMO)/traj --model $(DEMO)/model --out $(DEMO)/sft --lr 5e-3 --epochs 3 \
-	  --eval-tasks $(DEMO)/ramp/dev.jsonl --index $(DEMO)/index --eval-limit 64
-$(DEMO)/dapo/done.json: $(DEMO)/sft/done.json
-	$(M) dapo $(DEMO)/ramp/train.jsonl --index $(DEMO)/index --model $(DEMO)/model --adapter $(DEMO)/sft/adapter \
-	  --out $(DEMO)/dapo --steps 8 --batch-tasks 8 --group 4 --lr 5e-4 --promote-steps 4 \
-	  --eval-tasks $(DEMO)/ramp/dev.jsonl --eval-limit 64
+	  echo; echo "question: $$q"; $(M) ask "$$q" --run $(DEMO)
+	@echo; echo "Chat with it: $(M) chat --run $(DEMO)"
 
-recipe-qwen1.5b: install
-	@echo "recipe-qwen1.5b needs the training stages (model, ramp, traj, sft, dapo, eval): not built yet." >&2
-	@exit 2
+# The real run on one GPU (12-24 GB) with internet: model, passages and QA sets download
+# through the libraries. `make install-gpu` first; 12 GB cards: recipes/qwen1.5b-12gb.yaml.
+recipe-qwen1.5b:
+	@test -x $(BIN)/python || { echo "no $(VENV): run make install-gpu first" >&2; exit 2; }
+	@$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA GPU is visible to torch: recipe-qwen1.5b needs one (make demo runs on a CPU)')"
+	@$(BIN)/python -c "import unsloth, vllm" 2>/dev/null || { echo "the gpu extra (unsloth, vllm) is missing: run make install-gpu" >&2; exit 2; }
+	$(M) run recipes/qwen1.5b.yaml
+	@echo "Chat with it: $(M) chat --run runs/qwen1.5b --backend gpu"
 
 bench: install data
 	$(BIN)/python bench/retrieval.py

@@ -11,6 +11,7 @@ current answer, Ctrl-D (or `exit`) leaves.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,9 +45,11 @@ def resolve(run: str | None, index: str | None, model: str | None) -> tuple[str,
         root = Path(run)
         if not root.is_dir():
             raise UserError(f"no run folder at {run}; make one with `make demo` or `minisearch run RECIPE`")
-        index = index or str(root / "index")
-        model = model or str(root / "model")
-        adapter = next((str(root / s / "adapter") for s in ADAPTER_STAGES if (root / s / "adapter").is_dir()), None)
+        made = json.loads((root / "run.json").read_text()) if (root / "run.json").is_file() else {}
+        index = index or made.get("index") or str(root / "index")
+        model = model or made.get("model") or str(root / "model")
+        adapter = made.get("adapter") or next((str(root / s / "adapter") for s in ADAPTER_STAGES
+                                               if (root / s / "adapter").is_dir()), None)
     if not index or not model:
         raise UserError("say what to search and with which model: --run RUN, or --index DIR and --model PATH_OR_ID")
     return index, model, adapter

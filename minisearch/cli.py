@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from minisearch.cli_loop import eval_cmd, report, run_cmd
 from minisearch.cli_train import dapo, sft, traj
 from minisearch.errors import UserError, user_errors
 
@@ -175,9 +176,8 @@ def make_agent(run, index_dir, model, backend, max_turns, topk, show_thoughts, k
                             topk=topk, show_thoughts=show_thoughts, keep_history=keep_history))
 
 
-main.add_command(traj)
-main.add_command(sft)
-main.add_command(dapo)
+for _command in (traj, sft, dapo, run_cmd, eval_cmd, report):
+    main.add_command(_command)
 
 
 @main.command()
@@ -211,9 +211,6 @@ def ask(question, as_json, **options):
 
 
 LATER = {
-    "eval": ("Evaluate an adapter on QA sets and held-out RAMP tasks.", "the whole-loop issue"),
-    "run": ("Run a recipe's stages in order, resuming where it stopped.", "the whole-loop issue"),
-    "report": ("Write report.md and plots for a run.", "the whole-loop issue"),
     "serve": ("Serve an index over the Search-R1 retrieval API.", "a later issue"),
 }
 for _name, (_help, _issue) in LATER.items():
@@ -235,13 +232,9 @@ def model():
 @user_errors
 def model_init(source, out, vocab, seed):
     """Build the tiny CPU model: a tokenizer trained on the corpus and a random small Qwen2."""
-    from minisearch.corpus import iter_passages
-    from minisearch.protocol import MASK, TAGS, ramp_question, system_prompt
-    from minisearch.tinymodel import TinyModelConfig, init_model
+    from minisearch.tinymodel import InitConfig, TinyModelConfig, run
 
-    prompts = [system_prompt(), ramp_question(MASK)] * 20  # so the prompts' words are whole tokens
-    path = init_model(list(iter_passages(source)), out, TAGS, TinyModelConfig(vocab_size=vocab, seed=seed),
-                      extra_texts=prompts)
+    path = run(InitConfig(corpus=source, out=out, arch=TinyModelConfig(vocab_size=vocab, seed=seed)))
     click.echo(f"tiny model ready: {path}")
 
 

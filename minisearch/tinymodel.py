@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from minisearch.errors import UserError
@@ -87,3 +87,23 @@ def init_model(passages: Iterable[dict], out: str | Path, tags: list[str],
     (out / "tiny_model.json").write_text(json.dumps({**asdict(cfg), "parameters": params,
                                                      "passages": len(texts), "tags": tags}, indent=2) + "\n")
     return out
+
+
+@dataclass
+class InitConfig:
+    corpus: str  # passages to train the tokenizer on (any corpus source)
+    out: str
+    arch: TinyModelConfig = field(default_factory=TinyModelConfig)
+
+
+def run(cfg: InitConfig) -> Path:
+    """`minisearch model init` as a stage: tokenizer + random model, written whole with done.json."""
+    from minisearch.corpus import iter_passages
+    from minisearch.protocol import MASK, TAGS, ramp_question, system_prompt
+    from minisearch.rundir import stage_folder
+
+    prompts = [system_prompt(), ramp_question(MASK)] * 20  # so the prompts' words are whole tokens
+    with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts):
+        init_model(list(iter_passages(cfg.corpus)), tmp, TAGS, cfg.arch, extra_texts=prompts)
+        counts.update(json.loads((tmp / "tiny_model.json").read_text()))
+    return Path(cfg.out)

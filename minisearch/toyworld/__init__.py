@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from minisearch.errors import UserError
 from minisearch.jsonl import write_jsonl
 from minisearch.records import make_qa, split_contents
+from minisearch.rundir import stage_folder
 from minisearch.toyworld.passages import person_links, write_passage
 from minisearch.toyworld.questions import bridges, comparisons, one_hop
 from minisearch.toyworld.world import Entity, build_entities, region_sizes
@@ -26,7 +27,7 @@ VERSION = 1
 MIN_SIZE, MAX_SIZE = 60, 1_000_000
 SPLITS = ("train", "dev", "test")
 
-__all__ = ["Entity", "World", "build_world", "write_world"]
+__all__ = ["Entity", "World", "WorldConfig", "build_world", "run", "write_world"]
 
 
 @dataclass
@@ -110,3 +111,17 @@ def write_world(out: str | Path, size: int, seed: int = 0) -> dict:
                 "regions": len(region_sizes(size)), **counts}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return {**counts, "out": str(out)}
+
+
+@dataclass
+class WorldConfig:
+    out: str
+    size: int = 2000
+    seed: int = 0
+
+
+def run(cfg: WorldConfig) -> Path:
+    """The world as a stage folder (written whole, with done.json)."""
+    with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts):
+        counts.update({k: v for k, v in write_world(tmp, cfg.size, cfg.seed).items() if k != "out"})
+    return Path(cfg.out)

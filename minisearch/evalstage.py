@@ -1,0 +1,186 @@
+"""The eval stage: every model of a run (base, after each training stage) on every held-out set.
+
+    cfg = EvalConfig(model="runs/demo/model", index="runs/demo/index", out="runs/demo/eval",
+                     models={"base": None, "sft": "runs/demo/sft/adapter"},
+                     sets={"ramp-dev": "runs/demo/ramp/dev.jsonl", "toy-qa": "runs/demo/world/qa/dev.jsonl"})
+
+Writes `metrics.json` (the setting: corpus, retriever, top-k, turn limit; one row per model
+and set), `samples.jsonl` (every answer) and `table.md`. The baselines of the paper are
+settings of the base model: Agent-PE is the prompted agent with no training (the `base`
+row), RAG-PE retrieves once with the question and answers (`rag-pe` in `baselines`). Each
+(model, set) cell is saved when measured, so a killed eval resumes where it stopped.
+Greedy decoding; RAMP sets report span accuracy, QA sets token recall (the paper's metric),
+EM and F1.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from minisearch.backends import Completion
+from minisearch.errors import UserError
+from minisearch.evaluate import evaluate
+from minisearch.jsonl import read_jsonl, write_jsonl
+from minisearch.protocol import MASK, MAX_QUERY_CHARS, write_turn
+from minisearch.qasets import load_set
+from minisearch.rollout import RolloutConfig, prompt_ids
+from minisearch.rundir import stage_folder
+
+BASELINES = ("rag-pe",)
+# The paper's Table 2 (average token recall over its six sets) and Qwen2.5-1.5B RL+RL per set.
+PAPER_TABLE2 = {"Qwen2.5-1.5B": {"RAG-PE": 28.37, "Agent-PE": 47.60, "SFT+SFT": 65.27, "RL+RL": 65.34},
+                "Qwen2.5-3B": {"RAG-PE": 41.82, "Agent-PE": 48.10, "SFT+SFT": 67.03, "RL+RL": 69.37},
+                "Qwen2.5-7B": {"RAG-PE": 47.23, "Agent-PE": 58.25, "SFT+SFT": 69.83, "RL+RL": 71.01}}
+PAPER_1_5B_RLRL = {"hotpotqa": 71.02, "fanoutqa": 49.73, "musique": 40.59, "2wikimultihopqa": 76.03,
+                   "bamboogle": 73.60, "freshqa": 81.08}
+
+
+@dataclass
+class EvalConfig:
+    model: str
+    index: str
+    out: str
+    sets: dict = field(default_factory=dict)     # name -> JSONL path or a set name (minisearch.qasets)
+    models: dict = field(default_factory=lambda: {"base": None})  # row label -> adapter (None: base model)
+    baselines: list = field(default_factory=lambda: list(BASELINES))
+    limit: int = 64                              # tasks per set (the first ones)
+    backend: str = "cpu"
+    corpus: str = ""                             # named in the table; default: the index's source
+    rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(temperature=0.0))
+
+
+def rag_pe(generate, tokenizer, tasks: list[dict], max_turns: int):
+    """A generator that writes the first turn itself, a search for the question as asked
+    (RAG-PE: retrieve once, then answer); the model writes every later turn."""
+    first = {tuple(prompt_ids(tokenizer, t, max_turns)[0]): rag_query(t) for t in tasks}
+
+    def gen(prompts, **kw):
+        outs = generate(prompts, **kw) if any(tuple(p) not in first for p in prompts) else []
+        model_outs = iter(outs)
+        result = []
+        for p in prompts:
+            question = first.get(tuple(p))
+            if question is None:
+                result.append(next(model_outs))
+                continue
+            text = write_turn("search", question)
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            result.append([Completion(ids, [0.0] * len(ids), text, "stop")])
+        return result
+    return gen
+
+
+def run(cfg: EvalConfig, echo=print) -> Path:
+    from minisearch.backends import load_backend
+    from minisearch.search import open_searcher, read_meta
+
+    if not cfg.sets:
+        raise UserError("eval: no sets to score; name them under `sets:` (name: JSONL path or a set name)")
+    unknown = [b for b in cfg.baselines if b not in BASELINES]
+    if unknown:
+        raise UserError(f"eval: unknown baseline(s) {unknown}; known: {', '.join(BASELINES)}")
+    sets = {name: load_set(spec, cfg.limit) for name, spec in cfg.sets.items()}
+    meta = read_meta(cfg.index)
+    setting = {"model": cfg.model, "corpus": cfg.corpus or meta.get("source", ""), "passages": meta.get("passages"),
+               "retriever": f"{meta['backend']} BM25", "topk": cfg.rollout.topk, "max_turns": cfg.rollout.max_turns,
+               "words_per_hit": cfg.rollout.words_per_hit}
+    cells = [(label, adapter, False) for label, adapter in cfg.models.items()]
+    cells = [(f"RAG-PE ({label})", adapter, True) for label, adapter in cfg.models.items()
+             if adapter is None and "rag-pe" in cfg.baselines] + cells
+    rows = []
+    with stage_folder(cfg.out, asdict(cfg), resume=True) as (tmp, counts), open_searcher(cfg.index) as searcher:
+        (tmp / "cells").mkdir(exist_ok=True)
+        for label, adapter, retrieve_once in cells:
+            backend = None
+            for name, tasks in sets.items():
+                path = tmp / "cells" / f"{_slug(label)}--{_slug(name)}.json"
+                if not path.is_file():
+                    backend = backend or load_backend(cfg.backend, cfg.model, adapter)
+                    rcfg = RolloutConfig(**{**asdict(cfg.rollout), "group": 1})
+                    generate = backend.generate
+                    if retrieve_once:
+                        rcfg.max_turns = 1
+                        generate = rag_pe(backend.generate, backend.tokenizer, tasks, rcfg.max_turns)
+                    metrics, samples = evaluate(_Agent(backend, generate), searcher, tasks, rcfg)
+                    write_jsonl(path.with_suffix(".jsonl"), [{"model": label, "set": name, **s} for s in samples])
+                    path.write_text(json.dumps(metrics) + "\n")
+                metrics = json.loads(path.read_text())
+                rows.append({"model": label, "set": name, **metrics})
+                echo(f"eval {label} on {name}: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
+        samples = [s for p in sorted((tmp / "cells").glob("*.jsonl")) for s in read_jsonl(p)]
+        write_jsonl(tmp / "samples.jsonl", samples)
+        result = {"setting": setting, "rows": rows}
+        (tmp / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+        (tmp / "table.md").write_text(table(result) + "\n")
+        counts.update(rows=len(rows), sets=list(sets), models=[c[0] for c in cells])
+    echo(table(result))
+    return Path(cfg.out)
+
+
+def rag_query(task: dict) -> str:
+    """RAG-PE's one query: the question as asked; for a RAMP task its title and paragraph
+    without the masks (the task text also holds the instructions, tags included).
+
+    >>> rag_query({"question": "Who?", "metadata": {"title": "A", "masked": "A met [mask]."}})
+    'A A met .'
+    """
+    meta = task.get("metadata", {})
+    text = f"{meta.get('title', '')} {meta['masked'].replace(MASK, '')}" if "masked" in meta else task["question"]
+    return " ".join(text.split())[:MAX_QUERY_CHARS]
+
+
+class _Agent:
+    """A backend seen through another generate function (the RAG-PE wrapper)."""
+
+    def __init__(self, backend, generate):
+        self.tokenizer, self.generate = backend.tokenizer, generate
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
+
+
+def main_score(row: dict) -> tuple[str, float | None]:
+    """The headline number of a row: span accuracy for RAMP sets, token recall for QA."""
+    if "span_acc" in row:
+        return "span acc", row["span_acc"]
+    return "recall", row.get("recall")
+
+
+def table(result: dict) -> str:
+    """The eval table in markdown: one line per model and set, the setting named above it."""
+    s = result["setting"]
+    lines = [f"corpus: {s['corpus']} ({s['passages']} passages), retriever: {s['retriever']}, top-k {s['topk']}, "
+             f"at most {s['max_turns']} searches, greedy decoding", "",
+             "| model | set | n | score | EM | F1 | format ok | searches |", "|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        name, value = main_score(r)
+        em, f1 = (f"{r['em']:.3f}", f"{r['f1']:.3f}") if "em" in r else ("-", "-")
+        lines.append(f"| {r['model']} | {r['set']} | {r['n']} | {name} {value:.3f} | {em} | {f1} | "
+                     f"{r['format_ok']:.2f} | {r['searches']:.2f} |")
+    lines += paper_rows(result["rows"])
+    return "\n".join(lines)
+
+
+def paper_rows(rows: list[dict]) -> list[str]:
+    """The paper's figures beside ours for those of its six sets we scored (recall x 100)."""
+    sets = [n for n in PAPER_1_5B_RLRL if any(r["set"] == n and "recall" in r for r in rows)]
+    if not sets:
+        return []
+    models = list(dict.fromkeys(r["model"] for r in rows if r["set"] in sets))
+    recall = {(r["model"], r["set"]): r.get("recall") for r in rows}
+
+    def cell(value):
+        return "-" if value is None else f"{100 * value:.2f}"
+    lines = ["", "Token recall x 100 beside the paper's (Table 2; its SFT data came from web search, so FreshQA "
+             "in particular is not comparable):", "",
+             "| set | paper: Qwen2.5-1.5B RL+RL | " + " | ".join(models) + " |", "|---" * (len(models) + 2) + "|"]
+    lines += [f"| {n} | {PAPER_1_5B_RLRL[n]:.2f} | " + " | ".join(cell(recall.get((m, n))) for m in models) + " |"
+              for n in sets]
+    if len(sets) == len(PAPER_1_5B_RLRL):
+        means = [[recall.get((m, n)) for n in sets] for m in models]
+        lines.append(f"| average | {PAPER_TABLE2['Qwen2.5-1.5B']['RL+RL']:.2f} | " + " | ".join(
+            cell(None if None in v else sum(v) / len(v)) for v in means) + " |")
+    return lines

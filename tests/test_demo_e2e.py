@@ -1,0 +1,68 @@
+"""The demo recipe end to end, reduced to CI size (slow-marked; .ci/run runs it): once straight
+through, once killed (SIGKILL) inside sft and again inside dapo and rerun each time. The
+resumed run ends with the same adapters and the same eval table as the straight one."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SMALL = ["world.size=300", "model.steps=60", "ramp.per_passage=1", "traj.limit=120", "sft.max_steps=12",
+         "sft.save_steps=4", "dapo.steps=4", "dapo.save_every=2", "dapo.batch_tasks=2", "dapo.group=2",
+         "qa-traj.limit=40", "qa-sft.max_steps=4", "eval.limit=6"]
+
+
+def demo(out, kill_at: str | None = None) -> tuple[int, str]:
+    """Run the reduced demo; with `kill_at`, SIGKILL it when a line containing it appears."""
+    cmd = [sys.executable, "-m", "minisearch.cli", "run", "recipes/demo.yaml", "--set", f"out={out}"]
+    for item in SMALL:
+        cmd += ["--set", item]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if kill_at and kill_at in line:
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+    proc.wait()
+    return proc.returncode, "".join(seen)
+
+
+def adapter(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "adapter" / "adapter_model.safetensors"))
+
+
+def test_demo_resumes_after_kills_and_ends_like_a_straight_run(tmp_path):
+    import torch
+
+    code, log = demo(tmp_path / "straight")
+    assert code == 0, log[-3000:]
+    straight = tmp_path / "straight"
+    table = (straight / "eval" / "table.md").read_text()
+    for label in ("RAG-PE (base)", "| base |", "ramp-sft", "ramp-dapo", "qa-sft"):
+        assert label in table
+    assert "## Curves" in (straight / "report.md").read_text()
+
+    cut = tmp_path / "cut"
+    code, log = demo(cut, kill_at="sft step 6/")
+    assert code == -signal.SIGKILL and (cut / "sft.tmp" / "checkpoints").is_dir(), log[-3000:]
+    code, log = demo(cut, kill_at="dapo step 3/")
+    assert code == -signal.SIGKILL, log[-3000:]
+    assert "model: complete, skipped" in log and "resuming from" in log  # sft went on from its checkpoint
+    code, log = demo(cut)
+    assert code == 0, log[-3000:]
+    assert "dapo: resuming after step 2" in log and "sft: complete, skipped" in log
+
+    for stage in ("sft", "dapo", "qa-sft"):
+        a, b = adapter(straight / stage), adapter(cut / stage)
+        assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a), stage
+    rows = [json.loads((root / "eval" / "metrics.json").read_text())["rows"] for root in (straight, cut)]
+    assert rows[0] == rows[1]

@@ -1,0 +1,76 @@
+"""The eval stage: RAG-PE's forced first search, a table per run with the setting named, the
+paper's figures beside ours, and cells saved as measured so a killed eval resumes."""
+
+import json
+
+import pytest
+
+from minisearch.evalstage import EvalConfig, paper_rows, rag_pe, run, table
+from minisearch.rollout import RolloutConfig, ScriptedGenerator, rollout
+
+
+def test_rag_pe_searches_the_question_once_then_the_model_answers(toy_env):
+    world, searcher, tok, _ = toy_env
+    tasks = world.qa["dev"][:2]
+    seen = []
+
+    def script(context):
+        seen.append(context.count("<information>"))
+        return "<answer> Ostrivel </answer>"
+    gen = rag_pe(ScriptedGenerator(tok, script), tok, tasks, max_turns=1)
+    trajs = rollout(tasks, gen, searcher.search, tok, RolloutConfig(max_turns=1, temperature=0.0))
+    assert [t.queries for t in trajs] == [[t["question"]] for t in tasks]
+    assert [t.answer for t in trajs] == ["Ostrivel", "Ostrivel"]
+    assert seen and all(n >= 1 for n in seen)  # the model only ever wrote after the results
+
+
+def result(rows):
+    return {"setting": {"corpus": "toy", "passages": 10, "retriever": "whoosh BM25", "topk": 3, "max_turns": 4},
+            "rows": rows}
+
+
+def row(model, set_, **m):
+    return {"model": model, "set": set_, "n": 4, "format_ok": 1.0, "searches": 1.0, **m}
+
+
+def test_table_names_the_setting_and_puts_the_paper_beside_matching_sets():
+    rows = [row("base", "ramp-dev", span_acc=0.0), row("base", "hotpotqa", em=0.1, f1=0.2, recall=0.25),
+            row("dapo", "hotpotqa", em=0.3, f1=0.4, recall=0.5)]
+    text = table(result(rows))
+    assert "corpus: toy (10 passages), retriever: whoosh BM25, top-k 3, at most 4 searches" in text
+    assert "| base | ramp-dev | 4 | span acc 0.000 | - | - | 1.00 | 1.00 |" in text
+    assert "| hotpotqa | 71.02 | 25.00 | 50.00 |" in text and "average" not in text
+    six = [row("m", s, em=0, f1=0, recall=0.5) for s in ("hotpotqa", "fanoutqa", "musique", "2wikimultihopqa",
+                                                         "bamboogle", "freshqa")]
+    assert paper_rows(six)[-1] == "| average | 65.34 | 50.00 |"
+    assert paper_rows([row("m", "toy-qa", em=0, f1=0, recall=1.0)]) == []
+
+
+def test_eval_writes_metrics_and_resumes_from_saved_cells(toy_run, tmp_path, monkeypatch):
+    root, world = toy_run
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps(t) + "\n" for t in world.qa["dev"][:3]))
+    cfg = EvalConfig(model=str(root / "model"), index=str(root / "index"), out=str(tmp_path / "eval"),
+                     sets={"toy": str(qa)}, models={"base": None}, limit=3,
+                     rollout=RolloutConfig(temperature=0.0, max_new_tokens=8, max_total_tokens=600))
+    import minisearch.evalstage as evalstage
+
+    real, calls = evalstage.evaluate, []
+
+    def flaky(*args, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed in the second cell
+        return real(*args, **kw)
+    monkeypatch.setattr(evalstage, "evaluate", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, echo=lambda *_: None)
+    assert len(list((tmp_path / "eval.tmp" / "cells").glob("*.json"))) == 1
+    run(cfg, echo=lambda *_: None)
+    assert len(calls) == 3  # the first cell was not measured again
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert [(r["model"], r["set"], r["n"]) for r in metrics["rows"]] == [("RAG-PE (base)", "toy", 3),
+                                                                         ("base", "toy", 3)]
+    assert metrics["setting"]["topk"] == 3 and "| base | toy | 3 |" in (tmp_path / "eval" / "table.md").read_text()
+    samples = (tmp_path / "eval" / "samples.jsonl").read_text().splitlines()
+    assert len(samples) == 6 and all(json.loads(s)["searches"] >= 1 for s in samples[:3])  # RAG-PE searched

@@ -1,0 +1,87 @@
+"""Recipes: strict keys with the nearest valid one named, --set overrides, typed values, paths."""
+
+import textwrap
+
+import pytest
+
+from minisearch.errors import UserError
+from minisearch.recipe import apply_set, build, coerce, read_recipe
+from minisearch.runner import plan
+from minisearch.sft import SftConfig
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "r.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+BASIC = """
+    name: t
+    stages:
+      world: {size: 100}
+      corpus: {source: world/passages.jsonl}
+      sft: {data: corpus, model: some/model, lr: 5e-3}
+"""
+
+
+def test_paths_resolve_into_earlier_stages_and_types_are_coerced(tmp_path):
+    recipe = read_recipe(write(tmp_path, BASIC), [f"out={tmp_path / 'run'}"])
+    root, stages = plan(recipe)
+    assert [s.name for s in stages] == ["world", "corpus", "sft"]
+    corpus, sft = stages[1].cfg, stages[2].cfg
+    assert corpus.source == str(root / "world" / "passages.jsonl") and corpus.out == str(root / "corpus")
+    assert sft.data == str(root / "corpus") and sft.model == "some/model"  # not a stage: left as is
+    assert sft.lr == 0.005 and isinstance(sft.lr, float)  # YAML reads 5e-3 as a string
+    assert stages[0].cfg.seed == 0
+
+
+@pytest.mark.parametrize("text, message", [
+    ("stages:\n  sft: {data: x, model: y, learning_rate: 1}\n", "'learning_rate' is not a setting of this stage"),
+    ("stages:\n  sft: {data: x, model: y, lrr: 1}\n", "did you mean 'lr'?"),
+    ("stages:\n  sft: {data: x, model: y, rollout: {topkk: 2}}\n", "stages.sft.rollout: 'topkk'"),
+    ("stages:\n  sft: {data: x, model: y, out: elsewhere}\n", "'out' is set by the runner"),
+    ("stages:\n  sft: {model: y}\n", "missing required key(s) data"),
+    ("stages:\n  sft: {data: x, model: y, epochs: many}\n", "stages.sft.epochs takes a float, got 'many'"),
+    ("stages:\n  sftt: {data: x}\n", "unknown kind 'sftt' (did you mean 'sft'?)"),
+    ("stagez:\n  sft: {}\n", "non-empty `stages:` map"),
+    ("stages:\n  sft: {data: x, model: y}\nseeed: 1\n", "did you mean 'seed'?"),
+])
+def test_bad_recipes_say_what_and_where(tmp_path, text, message):
+    with pytest.raises(UserError, match=None) as e:
+        plan(read_recipe(write(tmp_path, text)))
+    assert message in str(e.value)
+
+
+def test_set_overrides_nested_keys_and_names_unknown_stages():
+    recipe = {"stages": {"sft": {"lr": 1.0}}}
+    apply_set(recipe, "sft.lr=2e-4")
+    apply_set(recipe, "sft.rollout.topk=5")
+    apply_set(recipe, "seed=3")
+    assert recipe == {"stages": {"sft": {"lr": "2e-4", "rollout": {"topk": 5}}}, "seed": 3}
+    with pytest.raises(UserError, match="no stage 'sftt'.*did you mean 'sft'"):
+        apply_set(recipe, "sftt.lr=1")
+    with pytest.raises(UserError, match="key=value"):
+        apply_set(recipe, "sft.lr")
+
+
+def test_build_and_coerce_edge_cases():
+    cfg = build(SftConfig, {"data": "d", "model": "m", "epochs": 3, "max_steps": "20"}, "sft", {"out": "o"})
+    assert cfg.epochs == 3.0 and cfg.max_steps == 20
+    with pytest.raises(UserError, match="takes a int"):
+        coerce(2.5, int, "x")
+    with pytest.raises(UserError, match="takes a bool"):
+        coerce("yes", bool, "x")
+
+
+def test_missing_recipe_and_bad_yaml(tmp_path):
+    with pytest.raises(UserError, match="recipes/"):
+        read_recipe(tmp_path / "nope.yaml")
+    with pytest.raises(UserError, match="not valid YAML"):
+        read_recipe(write(tmp_path, "stages: [a\n"))
+
+
+def test_shipped_recipes_plan_cleanly():
+    for name in ("demo", "qwen1.5b", "qwen1.5b-12gb"):
+        root, stages = plan(read_recipe(f"recipes/{name}.yaml"))
+        assert stages[-1].kind == "eval", name
