@@ -142,26 +142,24 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
 
 
-def main_score(row: dict) -> tuple[str, float | None]:
-    """The headline number of a row: span accuracy for RAMP sets, token recall for QA."""
-    if "span_acc" in row:
-        return "span acc", row["span_acc"]
-    return "recall", row.get("recall")
-
-
 def table(result: dict) -> str:
-    """The eval table in markdown: one line per model and set, the setting named above it."""
+    """The eval table in markdown: one line per model and set, the setting named above it.
+    `exact` is span accuracy on RAMP sets and EM on QA sets; `recall` is token recall (of
+    each masked span on RAMP sets, of the gold answer on QA sets: the paper's metric)."""
     s = result["setting"]
     lines = [f"corpus: {s['corpus']} ({s['passages']} passages), retriever: {s['retriever']}, top-k {s['topk']}, "
              f"at most {s['max_turns']} searches, greedy decoding", "",
-             "| model | set | n | score | EM | F1 | format ok | searches |", "|---|---|---|---|---|---|---|---|"]
+             "| model | set | n | exact | recall | F1 | format ok | searches |", "|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        name, value = main_score(r)
-        em, f1 = (f"{r['em']:.3f}", f"{r['f1']:.3f}") if "em" in r else ("-", "-")
-        lines.append(f"| {r['model']} | {r['set']} | {r['n']} | {name} {value:.3f} | {em} | {f1} | "
+        exact, recall = (r.get("span_acc"), r.get("span_recall")) if "span_acc" in r else (r.get("em"), r.get("recall"))
+        lines.append(f"| {r['model']} | {r['set']} | {r['n']} | {_num(exact)} | {_num(recall)} | {_num(r.get('f1'))} | "
                      f"{r['format_ok']:.2f} | {r['searches']:.2f} |")
     lines += paper_rows(result["rows"])
     return "\n".join(lines)
+
+
+def _num(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def paper_rows(rows: list[dict]) -> list[str]:

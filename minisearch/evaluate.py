@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from minisearch.metrics import exact_match, f1, is_ramp, ramp_spans_correct, token_recall
+from minisearch.metrics import exact_match, f1, is_ramp, ramp_span_recall, ramp_spans_correct, token_recall
 from minisearch.rollout import RolloutConfig, rollout
 
 
@@ -20,7 +20,8 @@ def score(task: dict, answer: str | None) -> dict:
     """Answer metrics of one finished task: span counts for RAMP, EM/F1/recall for QA."""
     if is_ramp(task):
         ok = ramp_spans_correct(task, answer)
-        return {"spans_correct": sum(ok), "spans": len(ok), "all_spans": float(all(ok) and bool(ok))}
+        return {"spans_correct": sum(ok), "spans": len(ok), "all_spans": float(all(ok) and bool(ok)),
+                "span_tokens": round(sum(ramp_span_recall(task, answer)), 4)}
     golds = task["golden_answers"]
     return {"em": exact_match(answer, golds), "f1": f1(answer, golds), "recall": token_recall(answer, golds)}
 
@@ -36,6 +37,7 @@ def summarise(scored: list[dict]) -> dict:
     if ramp:
         out["span_acc"] = sum(s["spans_correct"] for s in ramp) / max(1, sum(s["spans"] for s in ramp))
         out["all_spans"] = sum(s["all_spans"] for s in ramp) / len(ramp)
+        out["span_recall"] = sum(s.get("span_tokens", 0.0) for s in ramp) / max(1, sum(s["spans"] for s in ramp))
     qa = [s for s in scored if "em" in s]
     for key in ("em", "f1", "recall") if qa else ():
         out[key] = sum(s[key] for s in qa) / len(qa)

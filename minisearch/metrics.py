@@ -82,5 +82,18 @@ def ramp_spans_correct(task: dict, answer: str | None) -> list[bool]:
     return [span_match(f, gold) for f, gold in zip(filled, meta["masks"])]
 
 
+def ramp_span_recall(task: dict, answer: str | None) -> list[float]:
+    """For each mask, the share of its original span's tokens the filled span holds: partial
+    credit where the exact match gives none (the paper's token recall, span by span).
+
+    >>> task = {"metadata": {"masked": "[mask] flows through [mask].", "masks": ["Velkaran", "Ostrivel Vale"]}}
+    >>> ramp_span_recall(task, "Velkaran flows through Ostrivel.")
+    [1.0, 0.5]
+    """
+    meta = task["metadata"]
+    filled = fill_masks(meta["masked"], answer, len(meta["masks"]))
+    return [token_recall(f, [gold]) for f, gold in zip(filled, meta["masks"])]
+
+
 def is_ramp(task: dict) -> bool:
     return "masks" in task.get("metadata", {})

@@ -90,6 +90,22 @@ def collate(pad_id: int):
     return fn
 
 
+def target_loss(model, inputs: dict, num_items_in_batch=None):
+    """The loss with the output layer applied only where a target is: the model's own tokens
+    are ~6% of a toy trajectory, and the 4,096-wide output layer was a third of a CPU step
+    (0.43 s instead of 0.67 s a step, the same loss). Returns (loss, target logits, targets)."""
+    import torch
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = inner.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
+    targets = inputs["labels"][:, 1:]                       # (B, T-1)
+    keep = targets != -100
+    logits = inner.lm_head(hidden[:, :-1][keep])            # (N, V): only where a target is
+    total = torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum")
+    n = num_items_in_batch if num_items_in_batch is not None else keep.sum()
+    return total / n, logits, targets[keep]
+
+
 def make_trainer(backend, rows: list[dict], cfg: SftConfig, folder: Path, echo):
     import torch
     from transformers import Trainer, TrainingArguments
@@ -101,13 +117,16 @@ def make_trainer(backend, rows: list[dict], cfg: SftConfig, folder: Path, echo):
         hits = total = 0
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
-            with torch.no_grad():
-                targets = inputs["labels"][:, 1:]                       # (B, T-1)
-                guess = outputs.logits[:, :-1].argmax(-1)               # (B, T-1)
+            if cfg.backend != "cpu" or return_outputs:
+                loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+                logits, targets = outputs.logits[:, :-1], inputs["labels"][:, 1:]   # (B, T-1, V), (B, T-1)
                 keep = targets != -100
-                self.hits += int((guess[keep] == targets[keep]).sum())
-                self.total += int(keep.sum())
+                logits, targets = logits[keep], targets[keep]
+            else:
+                loss, logits, targets = target_loss(model, inputs, num_items_in_batch)
+            with torch.no_grad():
+                self.hits += int((logits.argmax(-1) == targets).sum())
+                self.total += int(targets.numel())
             return (loss, outputs) if return_outputs else loss
 
         def log(self, logs, start_time=None):

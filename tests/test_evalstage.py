@@ -34,11 +34,13 @@ def row(model, set_, **m):
 
 
 def test_table_names_the_setting_and_puts_the_paper_beside_matching_sets():
-    rows = [row("base", "ramp-dev", span_acc=0.0), row("base", "hotpotqa", em=0.1, f1=0.2, recall=0.25),
+    rows = [row("base", "ramp-dev", span_acc=0.0, span_recall=0.5),
+            row("base", "hotpotqa", em=0.1, f1=0.2, recall=0.25),
             row("dapo", "hotpotqa", em=0.3, f1=0.4, recall=0.5)]
     text = table(result(rows))
     assert "corpus: toy (10 passages), retriever: whoosh BM25, top-k 3, at most 4 searches" in text
-    assert "| base | ramp-dev | 4 | span acc 0.000 | - | - | 1.00 | 1.00 |" in text
+    assert "| base | ramp-dev | 4 | 0.000 | 0.500 | - | 1.00 | 1.00 |" in text
+    assert "| base | hotpotqa | 4 | 0.100 | 0.250 | 0.200 | 1.00 | 1.00 |" in text
     assert "| hotpotqa | 71.02 | 25.00 | 50.00 |" in text and "average" not in text
     six = [row("m", s, em=0, f1=0, recall=0.5) for s in ("hotpotqa", "fanoutqa", "musique", "2wikimultihopqa",
                                                          "bamboogle", "freshqa")]

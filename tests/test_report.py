@@ -17,10 +17,10 @@ def test_report_from_the_files_the_stages_left(tmp_path):
         (tmp / "metrics.json").write_text(json.dumps({
             "setting": {"corpus": "toy", "passages": 5, "retriever": "whoosh BM25", "topk": 3, "max_turns": 4},
             "rows": [{"model": "base", "set": "ramp-dev", "n": 2, "format_ok": 0.5, "searches": 1.0,
-                      "span_acc": 0.25}]}))
+                      "span_acc": 0.25, "span_recall": 0.5}]}))
     path = write_report(root)
     text = path.read_text()
-    assert "| base | ramp-dev | 2 | span acc 0.250 |" in text and "| dapo |" in text and "steps 6" in text
+    assert "| base | ramp-dev | 2 | 0.250 | 0.500 |" in text and "| dapo |" in text and "steps 6" in text
     pngs = sorted(p.name for p in (root / "plots").glob("*.png"))
     assert pngs == ["dapo-curriculum.png", "dapo-length.png", "dapo-reward.png"]
     assert all((root / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)

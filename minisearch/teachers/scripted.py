@@ -6,8 +6,9 @@ and the rejection step drops the trajectory.
 RAMP task: for the first mask not yet seen in any result, search the page title (then the
 title with the words just before the mask, then the words around the mask, when a query
 brought nothing); answer once every mask has been seen or the searches run out. Search
-turns carry no thought: a fixed sentence there taught the tiny model to repeat it instead
-of writing the query. QA task (toy world): search the entity of each passage the question
+turns carry no thought, RAMP and QA alike: a fixed sentence there taught the tiny model to
+repeat it instead of writing the query, and QA turns that thought before searching broke
+the format of a RAMP-trained tiny model in 50 steps of QA SFT. QA task (toy world): search the entity of each passage the question
 needs, in hop order; a later hop's entity must have shown up in earlier results (a bridge
 is found, not known); answer with the first gold answer the results hold.
 """
@@ -85,7 +86,7 @@ class ScriptedTeacher:
                                 "corpus the questions were written from (--corpus)")
             name = self.names[sources[hop]]
             if hop == 0 or name in seen or name in e.task["question"]:
-                return write_turn("search", name, f"Look up {name}.")
+                return write_turn("search", name)
         found = [g for g in e.task["golden_answers"] if g.lower() in seen.lower()]
         if found:
             return write_turn("answer", found[0], f"The sources say {found[0]}.")
