@@ -8,9 +8,10 @@ title with the words just before the mask, then the words around the mask, when 
 brought nothing); answer once every mask has been seen or the searches run out. Search
 turns carry no thought, RAMP and QA alike: a fixed sentence there taught the tiny model to
 repeat it instead of writing the query, and QA turns that thought before searching broke
-the format of a RAMP-trained tiny model in 50 steps of QA SFT. QA task (toy world): search the entity of each passage the question
-needs, in hop order; a later hop's entity must have shown up in earlier results (a bridge
-is found, not known); answer with the first gold answer the results hold.
+the format of a RAMP-trained tiny model in 50 steps of QA SFT. QA task (toy world): search
+the entity of each passage the question needs, in hop order; a later hop's entity must
+have shown up in earlier results (a bridge is found, not known); answer with the first
+gold answer the results hold.
 """
 
 from __future__ import annotations
