@@ -106,14 +106,15 @@ def test_chat_in_a_terminal(run_dir):
     pexpect = pytest.importorskip("pexpect")
     root, _ = run_dir
     cmd = str(Path(sys.executable).with_name("minisearch"))
-    child = pexpect.spawn(cmd, ["chat", "--run", str(root)], timeout=60, encoding="utf-8")
+    child = pexpect.spawn(cmd, ["chat", "--run", str(root)], timeout=120, encoding="utf-8")
+    prompt = r"(?m)^\? "  # the prompt at the start of a line, not a "? " inside the output
     child.expect_exact("Ask a question")
-    child.expect_exact("? ")
+    child.expect(prompt)
     child.sendline("How long is the river?")
     child.expect(["  answer: ", r"  no answer \(", "  search: "])
-    child.expect_exact("? ")
+    child.expect(prompt)
     child.sendintr()  # Ctrl-C at the prompt: a new prompt, not an exit
-    child.expect_exact("? ")
+    child.expect(prompt)
     child.sendeof()  # Ctrl-D: leave
     child.expect(pexpect.EOF)
     child.close()
