@@ -113,6 +113,10 @@ def printer(agent: Agent, echo=click.echo):
 
 
 def repl(agent: Agent, read=input, echo=click.echo) -> None:
+    if read is input:  # interactive: Ctrl-C must reach us even when our parent ignored SIGINT
+        import signal  # (a shell without job control starts background jobs that way)
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     echo("Ask a question (Ctrl-C stops an answer, Ctrl-D leaves).")
     while True:
         try:
