@@ -234,8 +234,7 @@ def model_init(source, out, vocab, seed):
     """Build the tiny CPU model: a tokenizer trained on the corpus and a random small Qwen2."""
     from minisearch.tinymodel import InitConfig, TinyModelConfig, run
 
-    path = run(InitConfig(corpus=source, out=out, arch=TinyModelConfig(vocab_size=vocab, seed=seed)))
-    click.echo(f"tiny model ready: {path}")
+    run(InitConfig(corpus=source, out=out, arch=TinyModelConfig(vocab_size=vocab, seed=seed)), echo=click.echo)
 
 
 @model.command("warmup")

@@ -199,7 +199,7 @@ def _hf_rows(spec: str) -> Iterator[tuple[str, dict]]:
         yield f"hf:{name} row {i}", dict(row)
 
 
-def run(cfg: CorpusConfig) -> Path:
+def run(cfg: CorpusConfig, echo=print) -> Path:
     """Write `<out>/passages.jsonl` and `<out>/report.json`; return the folder."""
     report = CorpusReport()
     with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts):
@@ -213,5 +213,5 @@ def run(cfg: CorpusConfig) -> Path:
             {"read": report.read, "kept": report.kept, "skipped": dict(report.skipped),
              "problems": report.problems}, indent=2) + "\n")
         counts.update(passages=report.kept, read=report.read, skipped=sum(report.skipped.values()))
-    print(report.summary())
+    echo(report.summary())
     return Path(cfg.out)

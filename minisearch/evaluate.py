@@ -44,9 +44,10 @@ def summarise(scored: list[dict]) -> dict:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 
-def evaluate(backend, searcher, tasks: list[dict], cfg: RolloutConfig) -> tuple[dict, list[dict]]:
-    """Run every task once through the rollout loop and score it; (metrics, one sample per task)."""
-    trajs = rollout(tasks, backend.generate, searcher.search, backend.tokenizer, cfg)
+def evaluate(backend, searcher, tasks: list[dict], cfg: RolloutConfig, generate=None) -> tuple[dict, list[dict]]:
+    """Run every task once through the rollout loop and score it; (metrics, one sample per task).
+    `generate` replaces the backend's own (the eval stage's RAG-PE writes the first turn)."""
+    trajs = rollout(tasks, generate or backend.generate, searcher.search, backend.tokenizer, cfg)
     by_id = {t["id"]: t for t in tasks}
     samples = []
     for traj in trajs:

@@ -38,7 +38,7 @@ def default_out(source: str) -> Path:
     return Path(re.sub(r"[^\w.-]+", "-", source).strip("-.") + ".idx")
 
 
-def run(cfg: IndexConfig) -> Path:
+def run(cfg: IndexConfig, echo=print) -> Path:
     out = Path(cfg.out) if cfg.out else default_out(cfg.source)
     report = CorpusReport()
     with stage_folder(out, asdict(cfg)) as (tmp, counts):
@@ -47,5 +47,5 @@ def run(cfg: IndexConfig) -> Path:
         meta = build_index(passages, tmp, backend=cfg.backend, procs=cfg.procs, source=cfg.source)
         counts.update(passages=meta["passages"], skipped=report.read - report.kept)
     if report.read != report.kept:
-        print(report.summary())
+        echo(report.summary())
     return out

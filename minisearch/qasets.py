@@ -40,8 +40,12 @@ def load_set(spec: str, limit: int | None = None) -> list[dict]:
     name, _, split = spec.partition(":")
     if name == "freshqa" and split:
         rows = freshqa_csv(split)
-    elif name in FLASHRAG_SETS or spec == "fanoutqa":
-        rows = _cached(name, split or FLASHRAG_SETS.get(name, ("", "dev"))[1])
+    elif name == "fanoutqa":
+        if split not in ("", "dev"):
+            raise UserError(f"{spec}: FanOutQA's answers are published for its dev split only")
+        rows = _cached(name, "dev")
+    elif name in FLASHRAG_SETS:
+        rows = _cached(name, split or FLASHRAG_SETS[name][1])
     elif spec == "freshqa":
         raise UserError("FreshQA has no stable hub copy: download the CSV its authors publish "
                         "(github.com/freshllms/freshqa) and name it as freshqa:PATH/TO/FreshQA.csv")
@@ -128,10 +132,11 @@ class QaSetConfig:
     limit: int | None = None   # the first N tasks
 
 
-def run(cfg: QaSetConfig) -> Path:
+def run(cfg: QaSetConfig, echo=print) -> Path:
     """A QA set as a stage folder (`tasks.jsonl`), for the traj, sft and dapo stages to read."""
     with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts):
         rows = load_set(cfg.set, cfg.limit)
         write_jsonl(tmp / "tasks.jsonl", rows)
         counts.update(tasks=len(rows))
+    echo(f"qaset: {len(rows)} tasks from {cfg.set} in {cfg.out}")
     return Path(cfg.out)

@@ -154,7 +154,7 @@ def mask_spans(text: str, chosen: list[str]) -> tuple[str, str]:
     return ("", "starts_with_mask") if masked.startswith(MASK) else (masked, "")
 
 
-def run(cfg: RampConfig) -> Path:
+def run(cfg: RampConfig, echo=print) -> Path:
     if len(cfg.k_weights) != 4 or min(cfg.k_weights) < 0 or sum(cfg.k_weights) <= 0:
         raise UserError(f"k_weights must be four non-negative weights for k = 1..4, got {cfg.k_weights}")
     rng = random.Random(cfg.seed)
@@ -186,6 +186,6 @@ def run(cfg: RampConfig) -> Path:
         counts.update(train=len(tasks["train"]), dev=len(tasks["dev"]), skipped=dict(skipped),
                       mask_num={str(k): by_k[k] for k in sorted(by_k)})
         (tmp / "stats.json").write_text(json.dumps(counts, indent=2) + "\n")
-    print(f"ramp: {len(tasks['train'])} train, {len(tasks['dev'])} dev tasks; masks {dict(sorted(by_k.items()))}; "
+    echo(f"ramp: {len(tasks['train'])} train, {len(tasks['dev'])} dev tasks; masks {dict(sorted(by_k.items()))}; "
           f"skipped {dict(skipped)}")
     return Path(cfg.out)

@@ -120,6 +120,7 @@ def coerce(value, hint, where: str):
         return None
     plain = [a for a in args if a is not type(None)] if args and type(None) in args else [hint]
     kind = plain[0] if len(plain) == 1 else None
+    kind = typing.get_origin(kind) or kind  # list[float] -> list
     try:
         if kind is bool and not isinstance(value, bool):
             raise ValueError
@@ -129,8 +130,13 @@ def coerce(value, hint, where: str):
             if float(value) != int(float(value)):
                 raise ValueError
             return int(float(value))
-        if kind is str and isinstance(value, (str, int, float)):
+        if kind is str:
+            if not isinstance(value, (str, int, float)):
+                raise TypeError
             return str(value)
+        if kind in (dict, list) and not isinstance(value, kind):
+            raise TypeError
     except (TypeError, ValueError):
-        raise UserError(f"{where} takes a {kind.__name__}, got {value!r}") from None
+        what = {dict: "map", list: "list"}.get(kind, kind.__name__)
+        raise UserError(f"{where} takes a {what}, got {value!r}") from None
     return value

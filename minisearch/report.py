@@ -35,9 +35,9 @@ def write_report(root: str | Path) -> Path:
         lines += ["## Held-out evaluation", "", table(json.loads(eval_path.read_text())), ""]
     lines += ["## Stages", "", "| stage | seconds | counts |", "|---|---|---|"]
     lines += [f"| {name} | {d.get('seconds', '-')} | {_counts(d.get('counts', {}))} |" for name, d in stages]
-    plots = []
+    plots, kinds = [], _kinds(root)
     for name, _ in stages:
-        kind = _kind(root, name)
+        kind = kinds.get(name, name)
         rows = list(read_jsonl(root / name / "metrics.jsonl")) if (root / name / "metrics.jsonl").is_file() else []
         for file, title, series in PLOTS.get(kind, []) if len(rows) > 1 else []:
             out = root / "plots" / f"{name}-{file}.png"
@@ -55,15 +55,15 @@ def _mtime(p: Path) -> float:
     return done.stat().st_mtime if done.is_file() else 0.0
 
 
-def _kind(root: Path, name: str) -> str:
-    """A stage's kind, from the run's recipe (stage names default to their kind)."""
+def _kinds(root: Path) -> dict[str, str]:
+    """Stage name -> kind, from the run's recipe (a stage's name is its kind unless it says)."""
     recipe = root / "recipe.yaml"
-    if recipe.is_file():
-        import yaml
+    if not recipe.is_file():
+        return {}
+    import yaml
 
-        stage = (yaml.safe_load(recipe.read_text()).get("stages") or {}).get(name) or {}
-        return stage.get("kind", name)
-    return name
+    stages = yaml.safe_load(recipe.read_text()).get("stages") or {}
+    return {name: (values or {}).get("kind", name) for name, values in stages.items()}
 
 
 def _counts(counts: dict) -> str:

@@ -30,6 +30,12 @@ def read_done(folder: str | Path) -> dict | None:
     return _read(Path(folder) / DONE)
 
 
+def is_complete(folder: str | Path, config: dict) -> bool:
+    """Whether `folder` is a completed stage made from this very config."""
+    done = read_done(folder)
+    return done is not None and done.get("config_hash") == config_hash(config)
+
+
 def _read(path: Path) -> dict | None:
     if not path.is_file():
         return None

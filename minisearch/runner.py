@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import inspect
 import json
 import time
 from pathlib import Path
@@ -24,9 +23,9 @@ import yaml
 
 from minisearch.errors import UserError
 from minisearch.recipe import build, nearest, read_recipe
-from minisearch.rundir import config_hash, read_done
+from minisearch.rundir import is_complete, read_done
 
-# kind -> (module, config class); the module's run(cfg[, echo]) does the stage's work.
+# kind -> (module, config class); the module's run(cfg, echo) does the stage's work.
 KINDS = {
     "world": ("minisearch.toyworld", "WorldConfig"),
     "corpus": ("minisearch.corpus", "CorpusConfig"),
@@ -95,8 +94,8 @@ def run_recipe(path: str, sets: list[str] = (), start: str | None = None, echo=p
     rerun, times = False, {}
     for i, stage in enumerate(stages, 1):
         rerun = rerun or stage.name == start
-        done = read_done(stage.cfg.out)
-        fresh = done is not None and done.get("config_hash") == config_hash(dataclasses.asdict(stage.cfg))
+        done = read_done(stage.cfg.out) is not None
+        fresh = is_complete(stage.cfg.out, dataclasses.asdict(stage.cfg))
         if fresh and not rerun:
             echo(f"[{i}/{len(stages)}] {stage.name}: complete, skipped")
             continue
@@ -104,8 +103,7 @@ def run_recipe(path: str, sets: list[str] = (), start: str | None = None, echo=p
                else "an earlier stage ran" if done else "running")
         echo(f"[{i}/{len(stages)}] {stage.name} ({stage.kind}): {why}")
         start_time = time.time()
-        run = stage.module.run
-        run(stage.cfg, echo=echo) if "echo" in inspect.signature(run).parameters else run(stage.cfg)
+        stage.module.run(stage.cfg, echo=echo)
         times[stage.name] = round(time.time() - start_time, 1)
         rerun = True
     (root / "run.json").write_text(json.dumps(final_model(stages), indent=2) + "\n")

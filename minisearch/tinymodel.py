@@ -96,7 +96,7 @@ class InitConfig:
     arch: TinyModelConfig = field(default_factory=TinyModelConfig)
 
 
-def run(cfg: InitConfig) -> Path:
+def run(cfg: InitConfig, echo=print) -> Path:
     """`minisearch model init` as a stage: tokenizer + random model, written whole with done.json."""
     from minisearch.corpus import iter_passages
     from minisearch.protocol import MASK, TAGS, ramp_question, system_prompt
@@ -105,5 +105,7 @@ def run(cfg: InitConfig) -> Path:
     prompts = [system_prompt(), ramp_question(MASK)] * 20  # so the prompts' words are whole tokens
     with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts):
         init_model(list(iter_passages(cfg.corpus)), tmp, TAGS, cfg.arch, extra_texts=prompts)
-        counts.update(json.loads((tmp / "tiny_model.json").read_text()))
+        made = json.loads((tmp / "tiny_model.json").read_text())
+        counts.update(parameters=made["parameters"], passages=made["passages"], vocab_size=cfg.arch.vocab_size)
+    echo(f"tiny model ready: {counts['parameters']:,} parameters, trained tokenizer, in {cfg.out}")
     return Path(cfg.out)

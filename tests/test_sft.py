@@ -33,6 +33,29 @@ def trajectories(toy_env, tmp_path_factory):
     return path
 
 
+def test_target_loss_equals_the_full_loss_with_a_trained_lora(toy_run, trajectories):
+    """The CPU trainer's loss applies the output layer only at target positions; with LoRA and
+    embedding weights moved away from their start, it equals the model's own loss."""
+    import torch
+
+    from minisearch.backends.cpu import CpuBackend
+
+    backend = CpuBackend(toy_run[0] / "model", lora_rank=4)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in backend.model.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))  # LoRA B starts at zero: make it count
+    rows, _ = sft.examples(backend.tokenizer, list(read_jsonl(trajectories))[:4], max_len=4096)
+    batch = sft.collate(backend.tokenizer.pad_token_id)(rows)
+    with torch.no_grad():
+        full = backend.model(**batch).loss
+        mine, logits, targets = sft.target_loss(backend.model, batch)
+    assert mine.item() == pytest.approx(full.item(), rel=1e-5)
+    assert logits.shape == (int((batch["labels"][:, 1:] != -100).sum()), len(backend.tokenizer))
+    assert torch.equal(targets, batch["labels"][:, 1:][batch["labels"][:, 1:] != -100])
+
+
 def test_labels_are_the_model_tokens_only(toy_env, trajectories):
     tok = toy_env[2]
     records = list(read_jsonl(trajectories))

@@ -120,8 +120,9 @@ class WorldConfig:
     seed: int = 0
 
 
-def run(cfg: WorldConfig) -> Path:
+def run(cfg: WorldConfig, echo=print) -> Path:
     """The world as a stage folder (written whole, with done.json)."""
     with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts):
         counts.update({k: v for k, v in write_world(tmp, cfg.size, cfg.seed).items() if k != "out"})
+    echo(f"world: {counts['entities']} entities, {counts['passages']} passages, QA {counts['qa']} in {cfg.out}")
     return Path(cfg.out)
