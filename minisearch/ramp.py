@@ -11,8 +11,13 @@ is prepended when the paragraph does not name it; a task never starts with a mas
 Passages with too few words or spans are skipped and counted. Train/dev split by passage.
 With `hard_model` (perplexity masking, the paper's harder variant) the k spans masked are
 those that model predicts worst from the text before them. With `index`, a span is a
-candidate only if another passage holds it (the task's own passage is excluded from its
-searches, so a fact written nowhere else cannot be recovered).
+candidate only if a search brings it back from another passage (the task's own passage is
+excluded from its searches, so a fact written nowhere else cannot be recovered): with
+`recover: span` the span searched for itself finds it in the top 10 (an upper bound on what
+an agent's queries can reach); with `recover: title` searching the page's title, the query
+an agent can always write, finds it in the top `recover_k`. On the toy world, half the
+spans pass `span` but are out of reach of every query the scripted teacher tries, so tasks
+masking them are noise in a held-out score; `title` keeps the reachable half.
 """
 
 from __future__ import annotations
@@ -46,15 +51,21 @@ class RampConfig:
     hard_model: str | None = None  # perplexity masking: mask what this model guesses worst
     index: str | None = None  # keep only spans that some other passage of this index holds
     per_passage: int = 1  # tasks made from each passage (other masks each time; duplicates dropped)
+    recover: str = "span"  # with an index: span (the span finds itself) | title (a title search finds it)
+    recover_k: int = 3  # with recover: title, the hits searched (the agent's top-k)
 
 
-def recoverable(searcher, spans: list[str], source_id: str, k: int = 10) -> list[str]:
+def recoverable(searcher, spans: list[str], source_id: str, k: int = 10, title: str | None = None) -> list[str]:
     """The spans that a search can bring back from another passage than the task's own.
 
-    Each span is searched for itself (an upper bound on what an agent's queries can reach)
-    and kept when it stands verbatim in one of the top k hits, the source excluded.
+    Each span is searched for itself (an upper bound on what an agent's queries can reach),
+    or, given the page's `title`, one search for the title is made; a span is kept when it
+    stands verbatim in one of the top k hits, the source excluded.
     """
-    hits = searcher.search(spans, k=k, exclude_ids=[[source_id]] * len(spans))
+    queries = [title] if title else spans
+    hits = searcher.search(queries, k=k, exclude_ids=[[source_id]] * len(queries))
+    if title:
+        return [span for span in spans if any(span in h.contents for h in hits[0])]
     return [span for span, found in zip(spans, hits) if any(span in h.contents for h in found)]
 
 
@@ -109,10 +120,11 @@ def span_weight(span: str) -> float:
 
 
 def make_tasks(passage: dict, ks: list[int], rng: random.Random, min_words: int = 25,
-               choose=weighted, searcher=None) -> tuple[list[dict], Counter]:
+               choose=weighted, searcher=None, recover: str = "span", recover_k: int = 3) -> tuple[list[dict], Counter]:
     """One task per mask count in `ks` (other spans each time, duplicates dropped), and why
     the others were skipped; `choose` picks the spans to mask; with a `searcher`, only spans
-    recoverable from other passages are candidates (searched once per passage)."""
+    recoverable from other passages are candidates (searched once per passage; `recover`
+    as in RampConfig)."""
     title, text = split_contents(passage["contents"])
     if len(text.split()) < min_words:
         return [], Counter(too_short=1)
@@ -120,7 +132,8 @@ def make_tasks(passage: dict, ks: list[int], rng: random.Random, min_words: int 
         text = f"{title}: {text}"
     spans = find_spans(text, title)
     if spans and searcher is not None:
-        spans = recoverable(searcher, spans, passage["id"])
+        spans = (recoverable(searcher, spans, passage["id"], recover_k, title) if recover == "title" and title
+                 else recoverable(searcher, spans, passage["id"]))
     if not spans:
         return [], Counter(no_spans=1)
     tasks, skipped = [], Counter()
@@ -157,6 +170,8 @@ def mask_spans(text: str, chosen: list[str]) -> tuple[str, str]:
 def run(cfg: RampConfig, echo=print) -> Path:
     if len(cfg.k_weights) != 4 or min(cfg.k_weights) < 0 or sum(cfg.k_weights) <= 0:
         raise UserError(f"k_weights must be four non-negative weights for k = 1..4, got {cfg.k_weights}")
+    if cfg.recover not in ("span", "title"):
+        raise UserError(f"recover must be span or title, got {cfg.recover!r}")
     rng = random.Random(cfg.seed)
     choose = weighted
     if cfg.hard_model:
@@ -172,7 +187,7 @@ def run(cfg: RampConfig, echo=print) -> Path:
     for passage in iter_passages(cfg.corpus):
         split = "dev" if rng.random() < cfg.dev_fraction else "train"
         ks = rng.choices([1, 2, 3, 4], weights=cfg.k_weights, k=cfg.per_passage)
-        made, why = make_tasks(passage, ks, rng, cfg.min_words, choose, searcher)
+        made, why = make_tasks(passage, ks, rng, cfg.min_words, choose, searcher, cfg.recover, cfg.recover_k)
         tasks[split] += made
         skipped.update(why)
     if searcher is not None:

@@ -171,3 +171,23 @@ def test_a_passage_is_searched_and_skipped_once_however_many_tasks_it_gives(toy_
     assert len(calls) == 1 and len(tasks) + sum(skipped.values()) == 4 and tasks
     assert [t["id"] for t in tasks][0] == f"ramp-{world.passages[0]['id']}"
     assert make_tasks(passage("Too short."), [1, 2, 3], random.Random(0)) == ([], Counter(too_short=1))
+
+
+def test_recover_title_keeps_only_the_masks_a_search_for_the_title_brings_back(toy_run, tmp_path):
+    from minisearch.search import open_searcher
+
+    root, world = toy_run
+    corpus = tmp_path / "passages.jsonl"
+    corpus.write_text("".join(json.dumps(p) + "\n" for p in world.passages))
+    loose = run(RampConfig(corpus=str(corpus), out=str(tmp_path / "span"), index=str(root / "index"), dev_fraction=0))
+    tight = run(RampConfig(corpus=str(corpus), out=str(tmp_path / "title"), index=str(root / "index"), dev_fraction=0,
+                           recover="title", recover_k=3))
+    tasks = list(read_jsonl(tight / "train.jsonl"))
+    assert tasks and len(tasks) < len(list(read_jsonl(loose / "train.jsonl")))
+    with open_searcher(root / "index") as searcher:
+        for t in tasks:
+            meta = t["metadata"]
+            hits = searcher.search([meta["title"]], k=3, exclude_ids=[[meta["source_id"]]])[0]
+            assert all(any(span in h.contents for h in hits) for span in meta["masks"]), t["id"]
+    with pytest.raises(UserError, match="recover must be span or title"):
+        run(RampConfig(corpus=str(corpus), out=str(tmp_path / "bad"), index=str(root / "index"), recover="query"))
