@@ -15,7 +15,8 @@ candidate only if a search brings it back from another passage (the task's own p
 excluded from its searches, so a fact written nowhere else cannot be recovered): with
 `recover: span` the span searched for itself finds it in the top 10 (an upper bound on what
 an agent's queries can reach); with `recover: title` searching the page's title, the query
-an agent can always write, finds it in the top `recover_k`. On the toy world, half the
+an agent can always write, finds it in the top `recover_k` (a passage without a title is
+skipped). On the toy world, half the
 spans pass `span` but are out of reach of every query the scripted teacher tries, so tasks
 masking them are noise in a held-out score; `title` keeps the reachable half.
 """
@@ -49,7 +50,7 @@ class RampConfig:
     min_words: int = 25
     seed: int = 0
     hard_model: str | None = None  # perplexity masking: mask what this model guesses worst
-    index: str | None = None  # keep only spans that some other passage of this index holds
+    index: str | None = None  # keep only spans a search of this index brings back from another passage
     per_passage: int = 1  # tasks made from each passage (other masks each time; duplicates dropped)
     recover: str = "span"  # with an index: span (the span finds itself) | title (a title search finds it)
     recover_k: int = 3  # with recover: title, the hits searched (the agent's top-k)
@@ -132,7 +133,9 @@ def make_tasks(passage: dict, ks: list[int], rng: random.Random, min_words: int 
         text = f"{title}: {text}"
     spans = find_spans(text, title)
     if spans and searcher is not None:
-        spans = (recoverable(searcher, spans, passage["id"], recover_k, title) if recover == "title" and title
+        if recover == "title" and not title:  # nothing an agent could search for
+            return [], Counter(no_title=1)
+        spans = (recoverable(searcher, spans, passage["id"], recover_k, title) if recover == "title"
                  else recoverable(searcher, spans, passage["id"]))
     if not spans:
         return [], Counter(no_spans=1)

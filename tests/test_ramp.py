@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from minisearch.cli import main
 from minisearch.errors import UserError
-from minisearch.jsonl import read_jsonl
+from minisearch.jsonl import read_jsonl, write_jsonl
 from minisearch.protocol import MASK
 from minisearch.ramp import RampConfig, make_task, make_tasks, run, span_weight
 from minisearch.records import make_passage
@@ -178,7 +178,7 @@ def test_recover_title_keeps_only_the_masks_a_search_for_the_title_brings_back(t
 
     root, world = toy_run
     corpus = tmp_path / "passages.jsonl"
-    corpus.write_text("".join(json.dumps(p) + "\n" for p in world.passages))
+    write_jsonl(corpus, world.passages)
     loose = run(RampConfig(corpus=str(corpus), out=str(tmp_path / "span"), index=str(root / "index"), dev_fraction=0))
     tight = run(RampConfig(corpus=str(corpus), out=str(tmp_path / "title"), index=str(root / "index"), dev_fraction=0,
                            recover="title", recover_k=3))
@@ -189,5 +189,9 @@ def test_recover_title_keeps_only_the_masks_a_search_for_the_title_brings_back(t
             meta = t["metadata"]
             hits = searcher.search([meta["title"]], k=3, exclude_ids=[[meta["source_id"]]])[0]
             assert all(any(span in h.contents for h in hits) for span in meta["masks"]), t["id"]
+    untitled = {"id": "p1", "contents": LONG}  # one line: no title
+    with open_searcher(root / "index") as searcher:
+        made = [make_tasks(untitled, [1], random.Random(0), searcher=searcher, recover=r) for r in ("title", "span")]
+    assert made[0] == ([], Counter(no_title=1)) and made[1][0]  # recover: span masks the same passage
     with pytest.raises(UserError, match="recover must be span or title"):
         run(RampConfig(corpus=str(corpus), out=str(tmp_path / "bad"), index=str(root / "index"), recover="query"))
