@@ -8,7 +8,8 @@ builds its own model. It knows nothing at first: its recipe starts with a short
 language-model warm-up on the corpus text (all weights), and later stages train LoRA
 adapters on it exactly as on a GPU. ChatML turns (`<|im_start|>role ... <|im_end|>`) and
 the protocol tags are single tokens, so a tag is never split across token boundaries.
-Defaults: 4,096 tokens, 4 layers of width 128, ~1.3M parameters.
+Defaults: 4,096 tokens, 4 layers of width 128, ~1.3M parameters, and a planted induction
+circuit (`minisearch.copyhead`): a model this small never learns to copy by content on CPU.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from minisearch.copyhead import plant
 from minisearch.errors import UserError
 
+TINY_INFO = "tiny_model.json"  # what `init` built; its presence marks a model built here
 EOS, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -38,6 +41,8 @@ class TinyModelConfig:
     heads: int = 4
     kv_heads: int = 2
     max_positions: int = 2048
+    rope_theta: float = 1e6  # as Qwen2.5; its low frequencies keep the copy head's match intact over distance
+    copy_head: bool = True  # plant an induction circuit (minisearch.copyhead); the warm-up keeps it fixed
     seed: int = 0
 
 
@@ -76,17 +81,26 @@ def init_model(passages: Iterable[dict], out: str | Path, tags: list[str],
         vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
         num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.kv_heads,
         max_position_embeddings=cfg.max_positions, tie_word_embeddings=True,
+        rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
         eos_token_id=tokenizer.convert_tokens_to_ids(IM_END), pad_token_id=tokenizer.pad_token_id,
         bos_token_id=None)
     model = Qwen2ForCausalLM(config)
+    if cfg.copy_head:
+        plant(model, cfg.seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     params = sum(p.numel() for p in model.parameters())
-    (out / "tiny_model.json").write_text(json.dumps({**asdict(cfg), "parameters": params,
+    (out / TINY_INFO).write_text(json.dumps({**asdict(cfg), "parameters": params,
                                                      "passages": len(texts), "tags": tags}, indent=2) + "\n")
     return out
+
+
+def tiny_model_info(model: str | Path) -> dict:
+    """What `minisearch model init` recorded about a model folder ({} for any other model)."""
+    path = Path(model) / TINY_INFO
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 @dataclass
@@ -105,7 +119,7 @@ def run(cfg: InitConfig, echo=print) -> Path:
     prompts = [system_prompt(), ramp_question(MASK)] * 20  # so the prompts' words are whole tokens
     with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts):
         init_model(list(iter_passages(cfg.corpus)), tmp, TAGS, cfg.arch, extra_texts=prompts)
-        made = json.loads((tmp / "tiny_model.json").read_text())
+        made = json.loads((tmp / TINY_INFO).read_text())
         counts.update(parameters=made["parameters"], passages=made["passages"], vocab_size=cfg.arch.vocab_size)
     echo(f"tiny model ready: {counts['parameters']:,} parameters, trained tokenizer, in {cfg.out}")
     return Path(cfg.out)

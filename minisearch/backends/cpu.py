@@ -19,6 +19,7 @@ from transformers.utils import logging as hf_logging
 from minisearch.backends import Completion, sequence_logprobs
 from minisearch.errors import UserError
 from minisearch.protocol import TAGS
+from minisearch.tinymodel import tiny_model_info
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -37,7 +38,7 @@ class CpuBackend:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if train_embeddings is None:  # auto: a model built by `minisearch model init` has no pretrained embeddings
-            train_embeddings = (Path(model) / "tiny_model.json").is_file()
+            train_embeddings = bool(tiny_model_info(model))
         self.model = _with_lora(base, adapter, lora_rank, tag_token_ids(self.tokenizer), train_embeddings).to(device)
         self.device = device
 

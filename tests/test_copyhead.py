@@ -1,0 +1,65 @@
+"""The planted induction circuit copies by content at init, and training leaves it in place."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from minisearch.copyhead import LAYERS, freeze, plant  # noqa: E402
+from minisearch.errors import UserError  # noqa: E402
+
+
+def tiny(width=128, heads=4, layers=4, vocab=512):
+    config = transformers.Qwen2Config(
+        vocab_size=vocab, hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers,
+        num_attention_heads=heads, num_key_value_heads=2, tie_word_embeddings=True,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e6})
+    torch.manual_seed(0)
+    return transformers.Qwen2ForCausalLM(config).eval()
+
+
+def repeat_accuracy(model, vocab=512, length=60, rows=8):
+    """Next-token accuracy on the second reading of a random token sequence, and on the first."""
+    seq = torch.randint(0, vocab, (rows, length), generator=torch.Generator().manual_seed(1))
+    ids = torch.cat([seq, seq], dim=1)                               # (rows, 2 * length)
+    with torch.no_grad():
+        guess = model(input_ids=ids).logits.argmax(-1)[:, :-1]       # (rows, 2 * length - 1)
+    right = guess == ids[:, 1:]
+    return right[:, length:].float().mean().item(), right[:, :length - 1].float().mean().item()
+
+
+def test_a_planted_random_model_repeats_random_tokens():
+    model = tiny()
+    assert repeat_accuracy(model)[0] < 0.05  # a random model cannot copy
+    plant(model, seed=0)
+    repeat, first = repeat_accuracy(model)
+    assert repeat > 0.5 and first < 0.05, (repeat, first)
+
+
+def test_freeze_keeps_the_planted_slices_and_trains_the_rest():
+    model = tiny()
+    plant(model)
+    freeze(model)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    ids = torch.randint(0, 512, (4, 32))
+    model.train()
+    model(input_ids=ids, labels=ids).loss.backward()
+    optimizer.step()
+    for i in LAYERS:
+        attn, prefix = model.model.layers[i].self_attn, f"model.layers.{i}.self_attn."
+        d = attn.head_dim
+        for name in ("q_proj", "k_proj", "v_proj"):
+            now, was = getattr(attn, name).weight, before[prefix + name + ".weight"]
+            assert torch.equal(now[:d], was[:d]) and not torch.equal(now[d:], was[d:])
+        now, was = attn.o_proj.weight, before[prefix + "o_proj.weight"]
+        assert torch.equal(now[:, :d], was[:, :d]) and not torch.equal(now[:, d:], was[:, d:])
+    name = "model.layers.2.self_attn.q_proj.weight"
+    assert not torch.equal(model.get_parameter(name), before[name])
+
+
+def test_a_model_too_narrow_for_the_circuit_is_refused():
+    with pytest.raises(UserError, match="hidden_size >= 3 \\* head_dim"):
+        plant(tiny(width=64, heads=2))
