@@ -9,6 +9,8 @@ corpus, writes `gap` tokens of the text that followed it, then the span again, a
 model's argmax predictions on tokens 4-16 of both copies. A model that copies scores far
 higher on the repeat than on the first reading; the gap varies so a copy learned at one
 fixed distance does not pass for one. The baseline is the same model on the first copy.
+A second table does the same with 16 tokens drawn at random from the corpus (by frequency):
+nothing predicts them the first time, so the repeat's score is copying alone.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from minisearch.corpus import iter_passages  # noqa: E402
 SPAN, LEAD, SKIP = 16, 30, 3
 
 
-def probe(backend, stream: list[int], gaps: list[int], trials: int, seed: int = 0) -> list[tuple[int, float, float]]:
-    """(gap, accuracy on the first copy, accuracy on the repeat) for each gap."""
+def probe(backend, stream: list[int], gaps: list[int], trials: int, seed: int = 0,
+          random_tokens: bool = False) -> list[tuple[int, float, float]]:
+    """(gap, accuracy on the first copy, accuracy on the repeat) for each gap; the span is
+    corpus text, or with `random_tokens` corpus tokens drawn at random."""
     import torch
 
     model, rng, rows = backend.model.eval(), random.Random(seed), []
@@ -35,7 +39,7 @@ def probe(backend, stream: list[int], gaps: list[int], trials: int, seed: int = 
         first = again = n = 0
         for _ in range(trials):
             s = rng.randrange(LEAD, len(stream) - SPAN - gap - 1)
-            span = stream[s:s + SPAN]
+            span = [rng.choice(stream) for _ in range(SPAN)] if random_tokens else stream[s:s + SPAN]
             seq = stream[s - LEAD:s] + span + stream[s + SPAN:s + SPAN + gap] + span
             with torch.no_grad():
                 pred = model(input_ids=torch.tensor([seq[:-1]])).logits[0].argmax(-1).tolist()
@@ -58,11 +62,15 @@ def main() -> None:
     backend = CpuBackend(args.model)
     tok = backend.tokenizer
     stream = [t for p in iter_passages(args.corpus) for t in tok(p["contents"], add_special_tokens=False)["input_ids"]]
-    print(f"model {args.model}: tokens {SKIP + 1}-{SPAN} of a {SPAN}-token corpus span, {args.trials} spans a row\n")
-    print("| gap (tokens) | first copy | repeat | repeat / first |")
-    print("|---|---|---|---|")
-    for gap, first, again in probe(backend, stream, [int(g) for g in args.gaps.split(",")], args.trials):
-        print(f"| {gap} | {first:.2f} | {again:.2f} | {again / first:.2f} |")
+    gaps = [int(g) for g in args.gaps.split(",")]
+    for what, random_tokens in (("corpus span", False), ("span of random corpus tokens", True)):
+        print(f"model {args.model}: tokens {SKIP + 1}-{SPAN} of a {SPAN}-token {what}, {args.trials} spans a row\n")
+        print("| gap (tokens) | first copy | repeat | repeat / first |")
+        print("|---|---|---|---|")
+        for gap, first, again in probe(backend, stream, gaps, args.trials, random_tokens=random_tokens):
+            ratio = f"{again / first:.2f}" if first >= 0.01 else "-"
+            print(f"| {gap} | {first:.2f} | {again:.2f} | {ratio} |")
+        print()
 
 
 if __name__ == "__main__":

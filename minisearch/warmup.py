@@ -9,15 +9,12 @@ models built by `minisearch model init`; a pretrained model (Qwen2.5 on a GPU) s
     loss = mean over tokens t of -log p(x_t | x_<t), on blocks of `seq_len` tokens cut from
     the concatenated passages (each passage ends with the end-of-text token).
 
-A share of the blocks (`copy_share`) are copy exercises: the first half of a block, then
-that half again. A pretrained LLM can copy a name it has just read (induction heads); a
-model trained from scratch on a few hundred thousand tokens cannot, and a search agent has
-to copy: the title from the paragraph into its query, the span from the results into its
-answer. On the toy corpus, next-token accuracy on the repeated half rose from 0.61 (no
-copy blocks, 300 steps) to 0.75 (half copy blocks, 600 steps); without it the SFT'd tiny
-agent writes the same invented name into every query. That copy is positional (the repeat
-stands 64 tokens back in every exercise): `bench/induction.py` finds no copy by content at
-other distances, so this warm-up does not yet give the model induction heads.
+A share of the blocks (`copy_share`) are copy exercises, text that can be predicted only by
+copying: half of them random corpus tokens repeating with a random period (6-40 tokens),
+half corpus blocks with six of their own spans (4-24 tokens) written again further on. A
+model built by `minisearch model init` has a planted induction circuit (`minisearch.copyhead`)
+whose weights the warm-up keeps fixed; the exercises teach the rest of the model to trust it
+(measured with `bench/induction.py`, which shows what this buys).
 """
 
 from __future__ import annotations
@@ -29,9 +26,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from minisearch.copyhead import freeze
 from minisearch.corpus import iter_passages
 from minisearch.errors import UserError
 from minisearch.rundir import stage_folder
+from minisearch.tinymodel import TINY_INFO, tiny_model_info
 
 
 @dataclass
@@ -49,28 +48,41 @@ class WarmupConfig:
     log_every: int = 1  # a log line every this many steps
 
 
-def blocks(tokenizer, passages, seq_len: int) -> list[list[int]]:
-    """The corpus as consecutive blocks of seq_len + 1 tokens (inputs and shifted targets)."""
+def token_stream(tokenizer, passages) -> list[int]:
+    """The passages' tokens end to end, each passage closed by the end-of-text token."""
     stream: list[int] = []
     for p in passages:
         stream += tokenizer(p["contents"], add_special_tokens=False)["input_ids"] + [tokenizer.pad_token_id]
+    return stream
+
+
+def blocks(stream: list[int], seq_len: int) -> list[list[int]]:
+    """The stream as consecutive blocks of seq_len + 1 tokens (inputs and shifted targets)."""
     n = (len(stream) - 1) // seq_len
     return [stream[i * seq_len:(i + 1) * seq_len + 1] for i in range(n)]
 
 
-def copy_block(block: list[int]) -> list[int]:
-    """The block's first half, then that half again (same length as the block).
+def copy_exercise(block: list[int], rng: random.Random, tokens: list[int]) -> list[int]:
+    """A block as long as `block` that only copying predicts: random draws from `tokens`
+    repeating with a random period, or `block` with six of its spans written again later."""
+    size = len(block)
+    if rng.random() < 0.5 or size < 50:
+        period = [rng.choice(tokens) for _ in range(rng.randint(6, min(40, max(6, size // 2))))]
+        return (period * (size // len(period) + 1))[:size]
+    out = list(block)
+    for _ in range(6):
+        n = rng.randint(4, 24)
+        at = rng.randrange(0, size - 2 * n)
+        to = rng.randrange(at + n, size - n + 1)
+        out = (out[:to] + out[at:at + n] + out[to:])[:size]
+    return out
 
-    >>> copy_block([1, 2, 3, 4, 5])
-    [1, 2, 1, 2, 1]
-    """
-    half = len(block) // 2
-    return ((block[:half] * 3)[:len(block)]) if half else list(block)
 
-
-def batch_rows(data: list[list[int]], rng: random.Random, batch_size: int, copy_share: float) -> list[list[int]]:
+def batch_rows(data: list[list[int]], rng: random.Random, batch_size: int, copy_share: float,
+               tokens: list[int]) -> list[list[int]]:
     """batch_size blocks drawn from data, each a copy exercise with probability copy_share."""
-    return [copy_block(b) if copy_share and rng.random() < copy_share else b for b in rng.sample(data, batch_size)]
+    return [copy_exercise(b, rng, tokens) if copy_share and rng.random() < copy_share else b
+            for b in rng.sample(data, batch_size)]
 
 
 def run(cfg: WarmupConfig, echo=print) -> Path:
@@ -83,7 +95,10 @@ def run(cfg: WarmupConfig, echo=print) -> Path:
     rng = random.Random(cfg.seed)
     backend = CpuBackend(cfg.model)  # no LoRA: the warm-up trains every weight
     tokenizer, model = backend.tokenizer, backend.model
-    data = blocks(tokenizer, iter_passages(cfg.corpus), cfg.seq_len)
+    stream = token_stream(tokenizer, iter_passages(cfg.corpus))
+    data = blocks(stream, cfg.seq_len)
+    if tiny_model_info(cfg.model).get("copy_head"):
+        freeze(model)  # the planted induction circuit stays as built
     if len(data) < cfg.batch_size:
         raise UserError(f"{cfg.corpus} is too small for a warm-up: {len(data)} blocks of {cfg.seq_len} tokens")
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
@@ -98,7 +113,7 @@ def run(cfg: WarmupConfig, echo=print) -> Path:
         model.train()
         history, start = [], time.time()
         for step in tqdm(range(cfg.steps), desc="warm-up", unit=" steps", mininterval=2.0):
-            batch = torch.tensor(batch_rows(data, rng, cfg.batch_size, cfg.copy_share))  # (B, seq_len + 1)
+            batch = torch.tensor(batch_rows(data, rng, cfg.batch_size, cfg.copy_share, stream))  # (B, seq_len + 1)
             logits = model(input_ids=batch[:, :-1]).logits            # (B, seq_len, V)
             loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
             optimizer.zero_grad()
@@ -113,9 +128,8 @@ def run(cfg: WarmupConfig, echo=print) -> Path:
                      f"lr {scheduler.get_last_lr()[0]:.2e} {time.time() - start:.0f}s")
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        for name in ("tiny_model.json",):
-            if (Path(cfg.model) / name).is_file():
-                (tmp / name).write_text((Path(cfg.model) / name).read_text())
+        if (Path(cfg.model) / TINY_INFO).is_file():
+            (tmp / TINY_INFO).write_text((Path(cfg.model) / TINY_INFO).read_text())
         with (tmp / "metrics.jsonl").open("w") as f:
             f.writelines(json.dumps(h) + "\n" for h in history)
         first, last = history[0]["loss"], sum(h["loss"] for h in history[-10:]) / min(10, len(history))
