@@ -38,8 +38,9 @@ class ChatConfig:
     keep_history: bool = False
 
 
-def resolve(run: str | None, index: str | None, model: str | None) -> tuple[str, str, str | None]:
-    """(index, model, adapter) from a run folder and/or explicit paths."""
+def resolve(run: str | None, index: str | None, model: str | None,
+            topk: int | None = None) -> tuple[str, str, str | None, int]:
+    """(index, model, adapter, passages per search) from a run folder and/or explicit values."""
     adapter = None
     if run:
         root = Path(run)
@@ -50,9 +51,10 @@ def resolve(run: str | None, index: str | None, model: str | None) -> tuple[str,
         model = model or made.get("model") or str(root / "model")
         adapter = made.get("adapter") or next((str(root / s / "adapter") for s in ADAPTER_STAGES
                                                if (root / s / "adapter").is_dir()), None)
+        topk = topk or made.get("topk")
     if not index or not model:
         raise UserError("say what to search and with which model: --run RUN, or --index DIR and --model PATH_OR_ID")
-    return index, model, adapter
+    return index, model, adapter, topk or 3
 
 
 class Agent:

@@ -160,7 +160,7 @@ def agent_options(fn):
         click.option("--model", help="Model folder or Hugging Face id (overrides the run's)."),
         click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True),
         click.option("--max-turns", default=4, show_default=True, help="Searches allowed per question."),
-        click.option("-k", "topk", default=3, show_default=True, help="Passages per search."),
+        click.option("-k", "topk", type=int, help="Passages per search [the run's, else 3]."),
         click.option("--show-thoughts", is_flag=True, help="Print the model's <think> text too."),
     ]
     for option in reversed(options):
@@ -171,7 +171,7 @@ def agent_options(fn):
 def make_agent(run, index_dir, model, backend, max_turns, topk, show_thoughts, keep_history=False):
     from minisearch.chat import Agent, ChatConfig, resolve
 
-    index_dir, model, adapter = resolve(run, index_dir, model)
+    index_dir, model, adapter, topk = resolve(run, index_dir, model, topk)
     return Agent(ChatConfig(index=index_dir, model=model, adapter=adapter, backend=backend, max_turns=max_turns,
                             topk=topk, show_thoughts=show_thoughts, keep_history=keep_history))
 

@@ -116,11 +116,13 @@ def run_recipe(path: str, sets: list[str] = (), start: str | None = None, echo=p
 
 
 def final_model(stages: list[Stage]) -> dict:
-    """The model, newest adapter and index of the run, for `minisearch chat --run`."""
+    """The model, newest adapter, index and passages per search of the run, for `minisearch chat --run`."""
     out: dict = {}
     for s in stages:
         if s.kind in ("sft", "dapo"):
             out.update(model=s.cfg.model, adapter=str(Path(s.cfg.out) / "adapter"))
+        if s.kind in ("dapo", "eval"):  # the agent answers best with the top-k it was trained and scored with
+            out["topk"] = s.cfg.rollout.topk
         if s.kind == "warmup":
             out.setdefault("model", s.cfg.out)
         if s.kind == "index":

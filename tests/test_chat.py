@@ -84,7 +84,11 @@ def test_ctrl_c_stops_an_answer_and_the_loop_goes_on(run_dir):
 
 def test_run_folder_resolution(run_dir, tmp_path):
     root, _ = run_dir
-    assert resolve(str(root), None, None) == (str(root / "index"), str(root / "model"), None)
+    assert resolve(str(root), None, None) == (str(root / "index"), str(root / "model"), None, 3)
+    (tmp_path / "run.json").write_text('{"index": "i", "model": "m", "adapter": "a", "topk": 1}')
+    assert resolve(str(tmp_path), None, None) == ("i", "m", "a", 1)  # the run's passages per search
+    assert resolve(str(tmp_path), None, None, topk=5)[3] == 5  # unless told otherwise
+    (tmp_path / "run.json").unlink()
     (tmp_path / "sft" / "adapter").mkdir(parents=True)
     (tmp_path / "dapo" / "adapter").mkdir(parents=True)
     assert resolve(str(tmp_path), None, None)[2] == str(tmp_path / "dapo" / "adapter")
