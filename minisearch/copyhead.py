@@ -37,11 +37,6 @@ LAYERS = (0, 1)
 ALPHA, SHARP, GAIN, PEAK = 0.1, 30.0, 3.0, 30.0
 
 
-def _rope_theta(config) -> float:
-    params = getattr(config, "rope_parameters", None) or {}
-    return float(params.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
-
-
 def plant(model, seed: int = 0) -> None:
     """Write the circuit into heads 0 of layers 0 and 1 of a Qwen2-style model (in place)."""
     import torch
@@ -55,7 +50,7 @@ def plant(model, seed: int = 0) -> None:
     half = d // 2
     basis, _ = torch.linalg.qr(torch.randn(width, width, generator=torch.Generator().manual_seed(seed)))
     U, R, P = basis[:, :d], basis[:, d:2 * d], basis[:, 2 * d:3 * d]    # (width, d) each
-    theta = _rope_theta(config) ** (-torch.arange(half) * 2 / d)      # (half,) RoPE frequencies
+    theta = config.rope_parameters["rope_theta"] ** (-torch.arange(half) * 2 / d)  # (half,) RoPE frequencies
     amp = (theta.sqrt() * PEAK * math.sqrt(d) / theta.sqrt().sum()).sqrt()
     low = [*range(half // 2, half), *range(half + half // 2, d)]       # low-frequency RoPE dims
     match_q, match_k = torch.zeros(d, width), torch.zeros(d, width)

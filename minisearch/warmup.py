@@ -97,7 +97,8 @@ def run(cfg: WarmupConfig, echo=print) -> Path:
     tokenizer, model = backend.tokenizer, backend.model
     stream = token_stream(tokenizer, iter_passages(cfg.corpus))
     data = blocks(stream, cfg.seq_len)
-    if tiny_model_info(cfg.model).get("copy_head"):
+    info = tiny_model_info(cfg.model)
+    if info.get("copy_head"):
         freeze(model)  # the planted induction circuit stays as built
     if len(data) < cfg.batch_size:
         raise UserError(f"{cfg.corpus} is too small for a warm-up: {len(data)} blocks of {cfg.seq_len} tokens")
@@ -128,8 +129,8 @@ def run(cfg: WarmupConfig, echo=print) -> Path:
                      f"lr {scheduler.get_last_lr()[0]:.2e} {time.time() - start:.0f}s")
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if (Path(cfg.model) / TINY_INFO).is_file():
-            (tmp / TINY_INFO).write_text((Path(cfg.model) / TINY_INFO).read_text())
+        if info:  # the warmed-up model is still one `model init` built
+            (tmp / TINY_INFO).write_text(json.dumps(info, indent=2) + "\n")
         with (tmp / "metrics.jsonl").open("w") as f:
             f.writelines(json.dumps(h) + "\n" for h in history)
         first, last = history[0]["loss"], sum(h["loss"] for h in history[-10:]) / min(10, len(history))

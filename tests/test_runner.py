@@ -82,3 +82,15 @@ def test_from_names_the_nearest_stage(recipe):
     path, sets, _ = recipe
     with pytest.raises(UserError, match="did you mean 'traj'"):
         run(path, sets, start="trajj")
+
+
+def test_run_json_names_the_demo_s_final_adapter_and_its_passages_per_search(tmp_path):
+    from minisearch.recipe import read_recipe
+    from minisearch.runner import final_model, plan
+
+    root, stages = plan(read_recipe("recipes/demo.yaml", [f"out={tmp_path}"]))
+    made = final_model(stages)
+    assert made["adapter"] == str(root / "qa-sft" / "adapter") and made["index"] == str(root / "index")
+    assert made["topk"] == 1  # chat answers with the one passage per search the demo trained and scored with
+    _, stages = plan(read_recipe("recipes/demo.yaml", [f"out={tmp_path}", "eval.rollout.topk=2"]))
+    assert final_model(stages)["topk"] == 2  # the eval stage, the last to say, decides
