@@ -81,9 +81,11 @@ def apply_set(recipe: dict, item: str) -> None:
     node[parts[-1]] = value
 
 
-def build(cls, values: dict, where: str, fixed: dict | None = None):
+def build(cls, values: dict, where: str, fixed: dict | None = None, base=None):
     """A `cls` dataclass from a recipe map: unknown keys name the nearest field, nested
-    dataclass fields are built from nested maps, `fixed` fields come from the runner."""
+    dataclass fields are built from nested maps over the parent's default for them (eval's
+    greedy rollout stays greedy when a recipe sets only its top-k), `fixed` fields come from
+    the runner."""
     fixed = fixed or {}
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
@@ -96,16 +98,23 @@ def build(cls, values: dict, where: str, fixed: dict | None = None):
         if dataclasses.is_dataclass(hints[key]):
             if not isinstance(value, dict):
                 raise UserError(f"{where}.{key} is a map of settings, got {value!r}")
-            value = build(hints[key], value, f"{where}.{key}")
+            value = build(hints[key], value, f"{where}.{key}", base=_default(fields[key]))
         kwargs[key] = coerce(value, hints[key], f"{where}.{key}")
     missing = [f.name for f in fields.values() if f.name not in kwargs
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    if missing:
+    if missing and base is None:
         raise UserError(f"{where}: missing required key(s) {', '.join(missing)}")
     try:
-        return cls(**kwargs)
+        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise UserError(f"{where}: {e}") from e
+
+
+def _default(f: dataclasses.Field):
+    """A dataclass field's default instance (None when it has none to build on)."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default if dataclasses.is_dataclass(f.default) else None
 
 
 def coerce(value, hint, where: str):

@@ -7,6 +7,8 @@ import pytest
 from minisearch.errors import UserError
 from minisearch.recipe import apply_set, build, coerce, read_recipe
 from minisearch.runner import plan
+from minisearch.evalstage import EvalConfig
+from minisearch.rollout import RolloutConfig
 from minisearch.sft import SftConfig
 
 
@@ -75,6 +77,15 @@ def test_build_and_coerce_edge_cases():
         coerce(2.5, int, "x")
     with pytest.raises(UserError, match="takes a bool"):
         coerce("yes", bool, "x")
+
+
+def test_a_nested_map_changes_only_its_keys_of_the_stage_default():
+    """eval's rollout is greedy by default; a recipe that sets its top-k must not bring back sampling."""
+    cfg = build(EvalConfig, {"model": "m", "index": "i", "rollout": {"topk": 1}}, "eval", {"out": "o"})
+    assert cfg.rollout.topk == 1 and cfg.rollout.temperature == 0.0
+    assert build(EvalConfig, {"model": "m", "index": "i"}, "eval", {"out": "o"}).rollout.temperature == 0.0
+    assert build(SftConfig, {"data": "d", "model": "m", "rollout": {"max_turns": 2}}, "sft",
+                 {"out": "o"}).rollout == RolloutConfig(temperature=0.0, max_turns=2)
 
 
 def test_missing_recipe_and_bad_yaml(tmp_path):
