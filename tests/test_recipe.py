@@ -5,10 +5,10 @@ import textwrap
 import pytest
 
 from minisearch.errors import UserError
-from minisearch.recipe import apply_set, build, coerce, read_recipe
-from minisearch.runner import plan
 from minisearch.evalstage import EvalConfig
+from minisearch.recipe import apply_set, build, coerce, read_recipe
 from minisearch.rollout import RolloutConfig
+from minisearch.runner import plan
 from minisearch.sft import SftConfig
 
 
