@@ -106,16 +106,45 @@ def test_ask_json_with_the_tiny_model(run_dir):
     assert result.exit_code == (0 if summary["answer"] is not None else 1)
 
 
-def test_chat_in_a_terminal(run_dir):
+@pytest.fixture(scope="module")
+def trained_run(toy_env, tmp_path_factory):
+    """A run folder whose adapter learnt two scripted QA trajectories by heart (SFT, 150 steps):
+    asked one of those questions, chat must rebuild the context training saw, token for token,
+    for the model to search and answer as taught."""
+    from minisearch import sft
+    from minisearch.jsonl import write_jsonl
+    from minisearch.records import passage_titles
+    from minisearch.teachers import TeachConfig, teach
+    from minisearch.teachers.scripted import ScriptedTeacher
+
+    world, searcher, _, root = toy_env
+    cfg = TeachConfig()  # chat's defaults: 3 passages per search, 80 words each, 4 searches
+    tasks = [t for t in world.qa["train"] if t["metadata"]["type"] == "one-hop"][:2]
+    records = [e.record(cfg.max_turns, "scripted") for e in
+               teach(tasks, ScriptedTeacher(cfg, passage_titles(world.passages)), searcher.search, cfg)]
+    out = tmp_path_factory.mktemp("trained")
+    write_jsonl(out / "traj" / "round-0.jsonl", records)
+    sft.run(sft.SftConfig(data=str(out / "traj"), model=str(root / "model"), out=str(out / "sft"), lora_rank=8,
+                          lr=5e-3, max_steps=150, batch_size=2, save_steps=1000, seed=0), echo=lambda *_: None)
+    made = {"index": str(root / "index"), "model": str(root / "model"), "adapter": str(out / "sft" / "adapter")}
+    (out / "run.json").write_text(json.dumps(made))
+    return out, records
+
+
+def test_chat_in_a_terminal(trained_run):
+    """Driven as a user would: a question, its search with the titles found, the answer, Ctrl-C, Ctrl-D."""
     pexpect = pytest.importorskip("pexpect")
-    root, _ = run_dir
+    root, records = trained_run
+    taught = records[0]
     cmd = str(Path(sys.executable).with_name("minisearch"))
     child = pexpect.spawn(cmd, ["chat", "--run", str(root)], timeout=120, encoding="utf-8")
     prompt = r"(?m)^\? "  # the prompt at the start of a line, not a "? " inside the output
     child.expect_exact("Ask a question")
     child.expect(prompt)
-    child.sendline("How long is the river?")
-    child.expect(["  answer: ", r"  no answer \(", "  search: "])
+    child.sendline(taught["question"])
+    child.expect_exact(f"  search: {taught['queries'][0]}")
+    child.expect_exact("    found: ")
+    child.expect_exact(f"  answer: {taught['answer']}")
     child.expect(prompt)
     child.sendintr()  # Ctrl-C at the prompt: a new prompt, not an exit
     child.expect(prompt)
