@@ -86,8 +86,8 @@ def test_scripted_qa_teacher_follows_the_hops(env):
     for e, ok in zip(episodes, results):
         check_valid(e, cfg)
         hops = e.task["metadata"]["source_ids"]
-        if ok:
-            assert e.queries == [names[h] for h in hops]  # one search per passage, in hop order
+        if ok:  # the question as asked first, then the title of each further passage, in hop order
+            assert e.queries == [e.task["question"]] + [names[h] for h in hops[1:]]
     with pytest.raises(UserError, match="agents teacher"):
         teach([{"id": "q", "question": "Who?", "golden_answers": ["x"], "metadata": {}}],
               ScriptedTeacher(cfg, names), searcher.search, cfg)

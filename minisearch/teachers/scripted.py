@@ -9,9 +9,12 @@ brought nothing); answer once every mask has been seen or the searches run out. 
 turns carry no thought, RAMP and QA alike: a fixed sentence there taught the tiny model to
 repeat it instead of writing the query, and QA turns that thought before searching broke
 the format of a RAMP-trained tiny model in 50 steps of QA SFT. QA task (toy world): search
-the entity of each passage the question needs, in hop order; a later hop's entity must
-have shown up in earlier results (a bridge is found, not known); answer with the first
-gold answer the results hold.
+the question as asked first (BM25 puts the right page first for every one-hop toy question;
+the tiny model copies a question from its start better than a name from its middle: after
+QA SFT, held-out exact answers went from 1 to 3 of 48), then the title of each further
+passage the question needs, in hop order; a later hop's entity must have shown up in
+earlier results (a bridge is found, not known); answer with the first gold answer the
+results hold.
 """
 
 from __future__ import annotations
@@ -86,7 +89,9 @@ class ScriptedTeacher:
                 raise UserError(f"task {e.task.get('id')}: no title for passage {sources[hop]}; pass the "
                                 "corpus the questions were written from (--corpus)")
             name = self.names[sources[hop]]
-            if hop == 0 or name in seen or name in e.task["question"]:
+            if hop == 0:
+                return write_turn("search", e.task["question"])
+            if name in seen or name in e.task["question"]:
                 return write_turn("search", name)
         found = [g for g in e.task["golden_answers"] if g.lower() in seen.lower()]
         if found:
