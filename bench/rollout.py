@@ -3,11 +3,14 @@
     python bench/rollout.py                 # tiny model (random weights) + toy world, CPU
     python bench/rollout.py --tasks 8 --group 4
 
-Two generators over the same toy world and Whoosh index: the tiny CPU model (HF
-`generate`, batched) and a scripted agent that always searches then answers (its
-"generation" is only tokenisation, so it shows the search side's ceiling). Time is split
-between the generator and the search function by wrapping both. A GPU row (Unsloth +
-vLLM against plain HF generate) belongs here once the gpu backend lands.
+    python bench/rollout.py --model Qwen/Qwen2.5-1.5B-Instruct --device cuda --gpu   # on a GPU machine
+
+Generators over the same toy world and Whoosh index: a scripted agent that always searches
+then answers (its "generation" is only tokenisation, so it shows the search side's ceiling),
+the tiny CPU model (HF `generate`, batched) and, with `--model`, that model through plain HF
+`generate` (the cpu backend on `--device`) and, with `--gpu`, through the gpu backend
+(Unsloth 4-bit + in-process vLLM), side by side. Time is split between the generator and
+the search function by wrapping both.
 """
 
 from __future__ import annotations
@@ -52,14 +55,44 @@ def measure(name, generate, search, tokenizer, tasks, cfg) -> dict:
             "search_share": srch.seconds / total, "searches": sum(t.searches for t in trajs) / len(trajs)}
 
 
+def model_rows(args, searcher, tasks, cfg) -> list[dict]:
+    """`--model` through HF generate on `--device`, then (with `--gpu`) through Unsloth + vLLM."""
+    import torch
+
+    from minisearch.backends import load_backend
+    from minisearch.backends.cpu import CpuBackend
+
+    if not args.model:
+        return []
+    name = Path(args.model).name
+    dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
+    hf = CpuBackend(args.model, device=args.device, dtype=dtype)
+    rows = [measure(f"{name}, HF generate ({args.device})", hf.generate, searcher.search, hf.tokenizer, tasks, cfg)]
+    del hf
+    if args.gpu:
+        if args.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        gpu = load_backend("gpu", args.model)
+        rows.append(measure(f"{name}, Unsloth + vLLM", gpu.generate, searcher.search, gpu.tokenizer, tasks, cfg))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="Rollout benchmark (prints a table).")
     ap.add_argument("--size", type=int, default=2000, help="toy world size")
     ap.add_argument("--tasks", type=int, default=16)
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--model", help="also time this model (HF id or path) through plain HF generate")
+    ap.add_argument("--device", default="cpu", help="torch device of the HF generate row (cuda on a GPU)")
+    ap.add_argument("--gpu", action="store_true", help="and through the gpu backend (Unsloth + vLLM)")
     args = ap.parse_args()
+    import torch
+
     from minisearch.backends.cpu import CpuBackend
+
+    if args.gpu and not (args.model and torch.cuda.is_available()):
+        sys.exit("--gpu needs --model, a CUDA GPU and the gpu extra (pip install -e '.[gpu]')")
 
     world = build_world(args.size, seed=0)
     tasks = world.qa["train"][: args.tasks]
@@ -83,7 +116,8 @@ def main() -> None:
         with open_searcher(Path(tmp) / "idx") as searcher:
             rows.append(measure("tiny model, HF generate", backend.generate, searcher.search,
                                 backend.tokenizer, tasks, cfg))
-    print(f"{args.tasks} tasks x G={args.group}, toy world {args.size}, Whoosh, CPU")
+            rows += model_rows(args, searcher, tasks, cfg)
+    print(f"{args.tasks} tasks x G={args.group}, toy world {args.size}, Whoosh, tiny model on the CPU")
     print("generator | trajectories | seconds | traj/s | model tokens/s | in generation | in search | searches/traj")
     print("--- | --- | --- | --- | --- | --- | --- | ---")
     for r in rows:
