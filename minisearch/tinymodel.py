@@ -41,7 +41,7 @@ class TinyModelConfig:
     heads: int = 4
     kv_heads: int = 2
     max_positions: int = 2048
-    rope_theta: float = 1e6  # as Qwen2.5; its low frequencies keep the copy head's match intact over distance
+    rope_theta: float = 1e10  # slow RoPE pairs keep the copy head's match intact over distance (Qwen2.5: 1e6)
     copy_head: bool = True  # plant an induction circuit (minisearch.copyhead); the warm-up keeps it fixed
     seed: int = 0
 

@@ -7,22 +7,25 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from minisearch.copyhead import LAYERS, freeze, plant  # noqa: E402
+from minisearch.copyhead import LAYERS, freeze, plant, planted  # noqa: E402
 from minisearch.errors import UserError  # noqa: E402
 
 
-def tiny(width=128, heads=4, layers=4, vocab=512):
+def tiny(width=128, heads=4, layers=4, vocab=512, theta=1e10):
     config = transformers.Qwen2Config(
         vocab_size=vocab, hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers,
         num_attention_heads=heads, num_key_value_heads=2, tie_word_embeddings=True,
-        rope_parameters={"rope_type": "default", "rope_theta": 1e6})
+        rope_parameters={"rope_type": "default", "rope_theta": theta})
     torch.manual_seed(0)
     return transformers.Qwen2ForCausalLM(config).eval()
 
 
-def repeat_accuracy(model, vocab=512, length=60, rows=8):
-    """Next-token accuracy on the second reading of a random token sequence, and on the first."""
-    seq = torch.randint(0, vocab, (rows, length), generator=torch.Generator().manual_seed(1))
+def repeat_accuracy(model, vocab=512, length=60, rows=8, distinct=None):
+    """Next-token accuracy on the second reading of a random token sequence, and on the first;
+    with `distinct`, the tokens come from that many (so they repeat within the sequence)."""
+    g = torch.Generator().manual_seed(1)
+    pool = torch.randperm(vocab, generator=g)[:distinct or vocab]
+    seq = pool[torch.randint(0, len(pool), (rows, length), generator=g)]
     ids = torch.cat([seq, seq], dim=1)                               # (rows, 2 * length)
     with torch.no_grad():
         guess = model(input_ids=ids).logits.argmax(-1)[:, :-1]       # (rows, 2 * length - 1)
@@ -38,6 +41,15 @@ def test_a_planted_random_model_repeats_random_tokens():
     assert repeat > 0.5 and first < 0.05, (repeat, first)
 
 
+def test_matching_two_tokens_copies_through_repeated_tokens():
+    """40 distinct tokens in 60: after a repeated token a one-token match guesses which
+    occurrence to follow (0.41 measured); the previous token settles it (0.85)."""
+    model = tiny()
+    plant(model, seed=0)
+    repeat, _ = repeat_accuracy(model, distinct=40, rows=16)
+    assert repeat > 0.7, repeat
+
+
 def test_freeze_keeps_the_planted_slices_and_trains_the_rest():
     model = tiny()
     plant(model)
@@ -50,12 +62,17 @@ def test_freeze_keeps_the_planted_slices_and_trains_the_rest():
     optimizer.step()
     for i in LAYERS:
         attn, prefix = model.model.layers[i].self_attn, f"model.layers.{i}.self_attn."
-        d = attn.head_dim
-        for name in ("q_proj", "k_proj", "v_proj"):
+        owned = planted(i, attn.head_dim, 2)
+        for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
             now, was = getattr(attn, name).weight, before[prefix + name + ".weight"]
-            assert torch.equal(now[:d], was[:d]) and not torch.equal(now[d:], was[d:])
-        now, was = attn.o_proj.weight, before[prefix + "o_proj.weight"]
-        assert torch.equal(now[:, :d], was[:, :d]) and not torch.equal(now[:, d:], was[:, d:])
+            if name == "o_proj":
+                now, was = now.T, was.T
+            kept = torch.zeros(len(now), dtype=torch.bool)
+            for rows in owned[name]:
+                kept[rows] = True
+            assert torch.equal(now[kept], was[kept]), (i, name)
+            if i == 1 or name == "o_proj":  # layer 0's free heads start silent: their q, k, v move later
+                assert not torch.equal(now[~kept], was[~kept]), (i, name)
     name = "model.layers.2.self_attn.q_proj.weight"
     assert not torch.equal(model.get_parameter(name), before[name])
 
