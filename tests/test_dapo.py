@@ -61,11 +61,12 @@ def adapter(folder):
 
 
 def test_dapo_raises_the_reward_changes_the_adapter_and_promotes(toy_run, ramp_tasks, writes_tags, tmp_path):
-    out = run(config(toy_run, ramp_tasks, tmp_path / "dapo", steps=5), echo=lambda _: None, reward_fn=writes_tags)
+    out = run(config(toy_run, ramp_tasks, tmp_path / "dapo", steps=5, lr=1e-2), echo=lambda _: None,
+              reward_fn=writes_tags)
     rows = list(read_jsonl(out / "metrics.jsonl"))
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]
     first, last = rows[0]["reward"], sum(r["reward"] for r in rows[-2:]) / 2
-    assert last > first + 0.1, (first, last)  # 0.21 -> 0.36 with the seed here
+    assert last > first + 0.1, (first, last)  # 0.21 -> 0.41 with the seed here (2e-2: 0.21 -> 0.10)
     assert [r["k"] for r in rows] == [1, 1, 2, 2, 2]  # two steps at k=1, then the last stage
     assert rows[0]["kept"] >= 1 and all(0 <= r["kept_fraction"] <= 1 for r in rows)
     weights = adapter(out)
