@@ -54,6 +54,11 @@ ALPHA, SHARP, SHARP_PREV, GAIN, PEAK = 0.1, 30.0, 8.0, 3.0, 30.0
 PREV_PAIRS = 3  # RoPE pairs of layer 1 head 0 that match the previous token
 
 
+def heads_per_kv(config) -> int:
+    """Query heads per key/value head (GQA); head h2 = this is the first of key/value head 1."""
+    return config.num_attention_heads // config.num_key_value_heads
+
+
 def plant(model, seed: int = 0) -> None:
     """Write the circuit into heads 0 and h2 of layer 0 and head 0 of layer 1 of a Qwen2-style model (in place)."""
     import torch
@@ -64,10 +69,10 @@ def plant(model, seed: int = 0) -> None:
     if width < 3 * d:
         raise UserError(f"a planted copy head needs hidden_size >= 3 * head_dim ({width} < {3 * d}); "
                         "use more heads or copy_head: false")
-    if config.num_key_value_heads < 2 or config.num_attention_heads // config.num_key_value_heads < 2:
+    h2 = heads_per_kv(config)
+    if config.num_key_value_heads < 2 or h2 < 2:
         raise UserError("a planted copy head needs 2+ key/value heads, each shared by 2+ query heads; "
                         "or copy_head: false")
-    h2 = config.num_attention_heads // config.num_key_value_heads  # first query head of key/value head 1
     half = d // 2
     basis, _ = torch.linalg.qr(torch.randn(width, width, generator=torch.Generator().manual_seed(seed)))
     U, R, U2 = (basis[:, i * d:(i + 1) * d] for i in range(3))          # (width, d) each
@@ -113,11 +118,9 @@ def freeze(model) -> None:
     """Zero the gradient of the planted weights, so training learns around them."""
     import torch
 
-    config = model.config
-    h2 = config.num_attention_heads // config.num_key_value_heads
     for i in LAYERS:
         attn = model.model.layers[i].self_attn
-        owned = planted(i, attn.head_dim, h2)
+        owned = planted(i, attn.head_dim, heads_per_kv(model.config))
         for name in ("q_proj", "k_proj", "v_proj"):
             proj = getattr(attn, name)
             for p in (proj.weight, proj.bias):

@@ -83,14 +83,15 @@ class ScriptedTeacher:
         if not sources:
             raise UserError(f"task {e.task.get('id')}: the scripted teacher needs toy-world QA "
                             "(metadata.source_ids); use the agents teacher for other tasks")
+        untitled = [s for s in sources if s not in self.names]
+        if untitled:  # checked at once, even for a one-hop question: later hops search by title
+            raise UserError(f"task {e.task.get('id')}: no title for passage {untitled[0]}; pass the "
+                            "corpus the questions were written from (--corpus)")
         seen, hop = e.seen, len(e.queries)
         if hop < min(len(sources), self.cfg.max_turns):
-            if sources[hop] not in self.names:
-                raise UserError(f"task {e.task.get('id')}: no title for passage {sources[hop]}; pass the "
-                                "corpus the questions were written from (--corpus)")
-            name = self.names[sources[hop]]
             if hop == 0:
                 return write_turn("search", e.task["question"])
+            name = self.names[sources[hop]]
             if name in seen or name in e.task["question"]:
                 return write_turn("search", name)
         found = [g for g in e.task["golden_answers"] if g.lower() in seen.lower()]
