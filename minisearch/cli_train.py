@@ -46,6 +46,8 @@ def traj(tasks, index_dir, out, teacher, teacher_model, backend, corpus, limit, 
 @click.option("--adapter", help="Continue from this LoRA adapter.")
 @click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
 @click.option("--lora-rank", default=16, show_default=True)
+@click.option("--train-embeddings/--fixed-embeddings", default=None,
+              help="Train the embeddings too (default: a fresh adapter on the tiny model does, a loaded one goes on).")
 @click.option("--lr", default=2e-4, show_default=True)
 @click.option("--epochs", default=2.0, show_default=True)
 @click.option("--max-steps", default=-1, show_default=True, help="Overrides --epochs when > 0.")
@@ -57,14 +59,15 @@ def traj(tasks, index_dir, out, teacher, teacher_model, backend, corpus, limit, 
 @click.option("--eval-limit", default=64, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @user_errors
-def sft(data, model, out, adapter, backend, lora_rank, lr, epochs, max_steps, batch_size, grad_accum, save_steps,
-        eval_tasks, index_dir, eval_limit, seed):
+def sft(data, model, out, adapter, backend, lora_rank, train_embeddings, lr, epochs, max_steps, batch_size,
+        grad_accum, save_steps, eval_tasks, index_dir, eval_limit, seed):
     """LoRA SFT on DATA (a traj folder or a JSONL of trajectories); loss on model-written tokens only."""
     from minisearch.sft import SftConfig, run
 
-    run(SftConfig(data=data, model=model, out=out, adapter=adapter, backend=backend, lora_rank=lora_rank, lr=lr,
-                  epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
-                  save_steps=save_steps, eval_tasks=eval_tasks, index=index_dir, eval_limit=eval_limit, seed=seed),
+    run(SftConfig(data=data, model=model, out=out, adapter=adapter, backend=backend, lora_rank=lora_rank,
+                  train_embeddings=train_embeddings, lr=lr, epochs=epochs, max_steps=max_steps,
+                  batch_size=batch_size, grad_accum=grad_accum, save_steps=save_steps, eval_tasks=eval_tasks,
+                  index=index_dir, eval_limit=eval_limit, seed=seed),
         echo=click.echo)
 
 

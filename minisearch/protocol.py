@@ -40,21 +40,33 @@ def system_prompt(max_turns: int = 4) -> str:
     )
 
 
+RAMP_INSTRUCTION = (
+    f"Some spans of this paragraph were replaced with {MASK}. Search to find what each {MASK} stands "
+    "for, then write the whole paragraph inside <answer> </answer> with every mask filled and "
+    "everything else unchanged."
+)
+
+
 def ramp_question(masked_paragraph: str, title: str = "") -> str:
     """The question text of a RAMP task: the instruction, the page title (the way search
     results show titles, so the subject is named in one place), the paragraph with [mask]s."""
     head = f"Title: {title}\n" if title else ""
-    return (
-        f"Some spans of this paragraph were replaced with {MASK}. Search to find what each {MASK} stands "
-        "for, then write the whole paragraph inside <answer> </answer> with every mask filled and "
-        f"everything else unchanged.\n\n{head}Paragraph: {masked_paragraph}"
-    )
+    return f"{RAMP_INSTRUCTION}\n\n{head}Paragraph: {masked_paragraph}"
+
+
+def user_turn(question: str) -> str:
+    """What the user says: a RAMP question as it is (it starts with its instruction), a QA
+    question after "Question:". The label puts a space before the question's first word, so a
+    query that repeats the question is the same tokens as the question here, first one too,
+    and the copy head can follow it (the tiny model's first query token was a guess before:
+    held-out toy QA exact 0.125 -> 0.25 with the label, the embeddings fixed in both)."""
+    return question if question.startswith(RAMP_INSTRUCTION) else f"Question: {question}"
 
 
 def task_messages(task: dict, max_turns: int = 4) -> list[dict]:
     """Chat messages for a QA or RAMP task record (the RAMP question already holds its paragraph)."""
     return [{"role": "system", "content": system_prompt(max_turns)},
-            {"role": "user", "content": task["question"]}]
+            {"role": "user", "content": user_turn(task["question"])}]
 
 
 @dataclass(frozen=True)

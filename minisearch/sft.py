@@ -40,6 +40,7 @@ class SftConfig:
     adapter: str | None = None      # continue from this adapter instead of a fresh one
     backend: str = "cpu"
     lora_rank: int = 16
+    train_embeddings: bool | None = None  # None: the tiny model's fresh adapter trains them, a loaded one goes on
     lr: float = 2e-4
     epochs: float = 2.0
     max_steps: int = -1             # overrides epochs when > 0
@@ -189,7 +190,7 @@ def run(cfg: SftConfig, echo=print, backend=None) -> Path:
     eval_tasks = list(read_jsonl(cfg.eval_tasks))[:cfg.eval_limit] if cfg.eval_tasks else []
     if backend is None:
         set_seed(cfg.seed)  # the fresh LoRA weights depend on it: same seed, same run
-        backend = load_backend(cfg.backend, cfg.model, cfg.adapter, cfg.lora_rank)
+        backend = load_backend(cfg.backend, cfg.model, cfg.adapter, cfg.lora_rank, cfg.train_embeddings)
     rows, skipped = examples(backend.tokenizer, records, cfg.max_len)
     if not rows:
         raise UserError(f"{cfg.data}: no trajectory fits in max_len={cfg.max_len} tokens (skipped {dict(skipped)})")

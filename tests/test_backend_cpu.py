@@ -109,3 +109,20 @@ def test_tiny_model_adapter_trains_the_tied_embeddings_or_only_the_tag_rows(mode
     b.save_adapter(tmp_path / "adapter")
     again = CpuBackend(model_dir, adapter=tmp_path / "adapter")
     assert torch.allclose(again.token_logprobs(seq)[0], b.token_logprobs(seq)[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("train_embeddings", [None, False])
+def test_a_loaded_adapter_goes_on_training_its_embeddings_or_keeps_them_fixed(model_dir, tmp_path, train_embeddings):
+    first = CpuBackend(model_dir, lora_rank=4, train_embeddings=True)
+    first.save_adapter(tmp_path / "adapter")
+    b = CpuBackend(model_dir, adapter=tmp_path / "adapter", train_embeddings=train_embeddings)
+    seq = [b.tokenizer("The river flows through Velk")["input_ids"]]
+    emb = b.model.get_input_embeddings()
+    before = emb(torch.tensor(seq)).detach().clone()
+    lora = {n: p.detach().clone() for n, p in b.model.named_parameters() if "lora_" in n}
+    opt = torch.optim.SGD([p for p in b.model.parameters() if p.requires_grad], lr=1.0)
+    (-b.token_logprobs(seq, grad=True)[0].sum()).backward()
+    opt.step()
+    moved = (emb(torch.tensor(seq)) - before).abs().amax().item()
+    assert (moved > 0) == (train_embeddings is None)  # the tiny model's adapter trains them unless told not to
+    assert any(not torch.equal(p, lora[n]) for n, p in b.model.named_parameters() if n in lora)  # LoRA learns

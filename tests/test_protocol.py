@@ -71,7 +71,9 @@ def test_prompts():
     q = ramp_question(f"Velk was born in {MASK}.")
     assert q.endswith(f"Velk was born in {MASK}.") and "<answer>" in q
     msgs = task_messages({"id": "t", "question": "Who?", "golden_answers": ["x"], "metadata": {}})
-    assert [m["role"] for m in msgs] == ["system", "user"] and msgs[1]["content"] == "Who?"
+    assert [m["role"] for m in msgs] == ["system", "user"] and msgs[1]["content"] == "Question: Who?"
+    ramp = {"id": "r", "question": q, "golden_answers": ["Ostrivel"]}  # as a stored trajectory has it
+    assert task_messages(ramp)[1]["content"] == q  # a RAMP question starts with its instruction, no label
     assert len(TAGS) == 8
 
 

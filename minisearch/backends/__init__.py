@@ -49,8 +49,9 @@ def sequence_logprobs(model, pad_id: int, sequences: list[list[int]], grad: bool
     return lps, [ent[i, :len(s) - 1] for i, s in enumerate(sequences)]
 
 
-def load_backend(kind: str, model, adapter=None, lora_rank: int = 0):
-    """The backend named `kind` ("cpu" or "gpu"), imported only now."""
+def load_backend(kind: str, model, adapter=None, lora_rank: int = 0, train_embeddings: bool | None = None):
+    """The backend named `kind` ("cpu" or "gpu"), imported only now. `train_embeddings` is the
+    cpu backend's (see `CpuBackend`); the gpu backend never trains the embeddings."""
     if kind == "gpu":
         from minisearch.backends.gpu import GpuBackend
 
@@ -61,4 +62,4 @@ def load_backend(kind: str, model, adapter=None, lora_rank: int = 0):
         raise UserError(f"unknown backend {kind!r}: choose cpu or gpu")
     from minisearch.backends.cpu import CpuBackend
 
-    return CpuBackend(model, adapter=adapter, lora_rank=lora_rank)
+    return CpuBackend(model, adapter=adapter, lora_rank=lora_rank, train_embeddings=train_embeddings)
