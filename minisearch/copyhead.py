@@ -28,13 +28,18 @@ code that is matched and copied):
         still where x_{n-2} = x_{t-1} too; its value R^T u_n is written back as
         GAIN * R R^T u_n, which the tied unembedding reads as a vote for x_n (layer 0 has
         read R already, so the copy may reuse it and leave a quarter of the residual free).
+    layer 1, head 1 (pointer): shares head 0's keys and values (GQA) and its output GAIN * R;
+        only its query is free. It copies the token at a place it learns to find by what
+        came before it: the first word of a title after "Title:", of an answer after
+        "Title:" in the results, where no token of the agent's own text has stood before
+        and a match by content cannot start the copy.
 
 Matching two tokens is what lets it copy a question: in "What is the length of the Qysur
 River?" a one-token match after the second "the" is a coin toss between "length" and
 "Qysur". On a random planted model reading 60 random tokens twice, the repeat scores 0.97
 vs 0.85 for the former one-token circuit (rope_theta 1e6) when all 512 tokens may occur,
 and 0.88 vs 0.41 when only 40 do (many repeats). Two placements failed in the demo, measured
-by RAMP SFT's held-out span accuracy (0.44 with this one): the token two back on query head
+by RAMP SFT's held-out span accuracy (0.44 with this one, before the pointer): the token two back on query head
 1 (it shares key/value head 0, and that head, free in the former circuit, is what the
 agent's answer copying used: 0.02) and a fourth subspace for the copied code (no residual
 left to learn in: 0.00-0.20).
@@ -103,6 +108,7 @@ def plant(model, seed: int = 0) -> None:
         a1.k_proj.weight[:d], a1.k_proj.bias[:d] = match_k, 0
         a1.v_proj.weight[:d], a1.v_proj.bias[:d] = R.T, 0  # the copied code is the matched one
         a1.o_proj.weight[:, :d] = GAIN * R
+        a1.o_proj.weight[:, d:2 * d] = GAIN * R  # head 1: the same keys and copy, its query free (a pointer)
 
 
 def planted(layer: int, d: int, h2: int) -> dict[str, list[slice]]:
@@ -111,7 +117,7 @@ def planted(layer: int, d: int, h2: int) -> dict[str, list[slice]]:
     if layer == 0:
         return {"q_proj": [head0, head2], "k_proj": [slice(0, 2 * d)], "v_proj": [slice(0, 2 * d)],
                 "o_proj": [head0, head2]}
-    return {"q_proj": [head0], "k_proj": [head0], "v_proj": [head0], "o_proj": [head0]}
+    return {"q_proj": [head0], "k_proj": [head0], "v_proj": [head0], "o_proj": [slice(0, 2 * d)]}
 
 
 def freeze(model) -> None:

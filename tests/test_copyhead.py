@@ -50,6 +50,21 @@ def test_matching_two_tokens_copies_through_repeated_tokens():
     assert repeat > 0.7, repeat
 
 
+def test_the_pointer_head_copies_wherever_its_query_points():
+    """Layer 1 head 1 shares head 0's keys, values and copy; only its query is its own. Given
+    head 0's query and head 0 silenced, it alone copies as the induction head did."""
+    model = tiny()
+    plant(model, seed=0)
+    attn, d = model.model.layers[1].self_attn, model.model.layers[1].self_attn.head_dim
+    with torch.no_grad():
+        attn.o_proj.weight[:, :d] = 0                                    # head 0 silent
+    assert repeat_accuracy(model)[0] < 0.05                              # head 1's random query copies nothing
+    with torch.no_grad():
+        attn.q_proj.weight[d:2 * d] = attn.q_proj.weight[:d]             # head 1 asks what head 0 asked
+    repeat, first = repeat_accuracy(model)
+    assert repeat > 0.5 and first < 0.05, (repeat, first)
+
+
 def test_freeze_keeps_the_planted_slices_and_trains_the_rest():
     model = tiny()
     plant(model)
