@@ -56,12 +56,12 @@ $(DATA): | install
 
 # The whole loop on the CPU: recipes/demo.yaml through the recipe runner (a rerun skips the
 # stages that are complete; a killed run resumes). Ends with the stage-by-stage table
-# (runs/demo/report.md) and one question answered by searching.
+# (runs/demo/report.md) and the first three held-out questions answered by searching.
 M := $(BIN)/minisearch
 demo: install
 	$(M) run recipes/demo.yaml
-	@q=$$($(BIN)/python -c "import json; print(json.loads(open('$(DEMO)/world/qa/dev.jsonl').readline())['question'])"); \
-	  echo; echo "question: $$q"; $(M) ask "$$q" --run $(DEMO) || true
+	@head -n 3 $(DEMO)/world/qa/dev.jsonl | $(BIN)/python -c "import json, sys; [print(json.loads(l)['question']) for l in sys.stdin]" | \
+	  while read -r q; do echo; echo "question: $$q"; $(M) ask "$$q" --run $(DEMO) || true; done
 	@echo; echo "Chat with it: $(M) chat --run $(DEMO)"
 
 # The real run on one GPU (12-24 GB) with internet: model, passages and QA sets download

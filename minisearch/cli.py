@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 
 import click
 
@@ -36,6 +37,8 @@ def main():
     Pipeline: toyworld/corpus -> index -> ramp -> traj -> sft -> dapo -> eval -> report
     Quick start: make demo   (CPU, built-in toy world, tiny model)
     """
+    # the libraries' notices of their own API changes are for developers, not in a user's chat
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)\.")
 
 
 @main.command()
