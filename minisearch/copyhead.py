@@ -39,10 +39,13 @@ River?" a one-token match after the second "the" is a coin toss between "length"
 "Qysur". On a random planted model reading 60 random tokens twice, the repeat scores 0.97
 vs 0.85 for the former one-token circuit (rope_theta 1e6) when all 512 tokens may occur,
 and 0.88 vs 0.41 when only 40 do (many repeats). Two placements failed in the demo, measured
-by RAMP SFT's held-out span accuracy (0.44 with this one, before the pointer): the token two back on query head
-1 (it shares key/value head 0, and that head, free in the former circuit, is what the
-agent's answer copying used: 0.02) and a fourth subspace for the copied code (no residual
-left to learn in: 0.00-0.20).
+by RAMP SFT's held-out span accuracy (0.44 with this one before the pointer, 0.50 with it):
+the token two back on query head 1 (it shares key/value head 0, and that head, free in the
+former circuit, is what the agent's answer copying used: 0.02) and a fourth subspace for the
+copied code (no residual left to learn in: 0.00-0.20). Without the pointer, whether RAMP SFT
+learnt one by itself was luck: seed 0 did (its loss fell from 0.44 to 0.07 near step 300),
+seed 1 did not (loss 0.44 at the end, held-out spans 0.018); with it seeds 0, 1 and 2 reach
+0.50, 0.57 and 0.44.
 
 The circuit never names a token (it reads whatever the embeddings are). `planted` lists the
 rows and columns it owns; `freeze` keeps them fixed.
