@@ -34,7 +34,7 @@ from minisearch.rundir import stage_folder, trim_metrics
 
 @dataclass
 class SftConfig:
-    data: str                       # a traj stage folder (its round-*.jsonl) or one JSONL of trajectories
+    data: str | list[str]           # a traj stage folder (its round-*.jsonl) or one JSONL of trajectories, or a list
     model: str
     out: str
     adapter: str | None = None      # continue from this adapter instead of a fresh one
@@ -56,7 +56,10 @@ class SftConfig:
     rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(temperature=0.0))
 
 
-def trajectory_files(data: str | Path) -> list[Path]:
+def trajectory_files(data: str | Path | list) -> list[Path]:
+    """The JSONL files of one trajectory source (a traj folder's rounds, or a file), or of several."""
+    if isinstance(data, list):
+        return [f for d in data for f in trajectory_files(d)]
     path = Path(data)
     files = sorted(path.glob("round-*.jsonl")) if path.is_dir() else [path]
     if not files or not all(f.is_file() for f in files):

@@ -138,3 +138,13 @@ def test_missing_data_says_how_to_make_it(toy_run, trajectories, tmp_path):
         sft.run(config(toy_run, tmp_path / "nothing", tmp_path / "out"))
     with pytest.raises(UserError, match="--eval-tasks FILE --index DIR"):
         sft.run(config(toy_run, trajectories, tmp_path / "out", eval_tasks=str(trajectories)))
+
+
+def test_data_may_list_several_trajectory_sources(tmp_path):
+    write_jsonl(tmp_path / "ramp" / "round-0.jsonl", [{"task_id": "r0"}])
+    write_jsonl(tmp_path / "ramp" / "round-1.jsonl", [{"task_id": "r1"}])
+    write_jsonl(tmp_path / "qa.jsonl", [{"task_id": "q0"}])
+    files = sft.trajectory_files([str(tmp_path / "qa.jsonl"), str(tmp_path / "ramp")])
+    assert [f.name for f in files] == ["qa.jsonl", "round-0.jsonl", "round-1.jsonl"]
+    with pytest.raises(UserError, match="no trajectories at .*missing"):
+        sft.trajectory_files([str(tmp_path / "ramp"), str(tmp_path / "missing")])
