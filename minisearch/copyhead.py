@@ -6,8 +6,8 @@ stood before, predict what followed it), a circuit that forms late in pretrainin
 more tokens than a CPU warm-up reads. Measured with `bench/induction.py`: a 600-step warm-up
 from random weights learns no copy by content, whatever the copy exercises (fixed or random
 offsets, random tokens, GQA off, longer blocks), and a planted circuit left trainable is
-overwritten within 150 steps. So `minisearch model init` builds the circuit into two heads
-and the warm-up keeps those weights fixed; everything else learns as before.
+overwritten within 150 steps. So `minisearch model init` builds the circuit into heads of
+layers 0 and 1 and the warm-up keeps those weights fixed; everything else learns as before.
 
 With d = head_dim, e_t the token embedding, u = RMSNorm(residual), h2 the query heads per
 key/value head (GQA), and three orthonormal d-dimensional subspaces of the residual, U (where
@@ -68,7 +68,8 @@ def heads_per_kv(config) -> int:
 
 
 def plant(model, seed: int = 0) -> None:
-    """Write the circuit into heads 0 and h2 of layer 0 and head 0 of layer 1 of a Qwen2-style model (in place)."""
+    """Write the circuit into heads 0 and h2 of layer 0 and heads 0 and 1 of layer 1 of a
+    Qwen2-style model (in place)."""
     import torch
 
     config = model.config

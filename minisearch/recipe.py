@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
 import typing
 from pathlib import Path
 
@@ -127,9 +128,16 @@ def coerce(value, hint, where: str):
     args = typing.get_args(hint)
     if value is None and (type(None) in args or hint is type(None)):
         return None
-    plain = [a for a in args if a is not type(None)] if args and type(None) in args else [hint]
-    kind = plain[0] if len(plain) == 1 else None
-    kind = typing.get_origin(kind) or kind  # list[float] -> list
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    plain = [a for a in args if a is not type(None)] if union else [hint]
+    if len(plain) > 1:  # the first type the value fits: str | list[str] takes "x" and ["x", "y"]
+        for member in plain:
+            try:
+                return coerce(value, member, where)
+            except UserError:
+                pass
+        raise UserError(f"{where} takes a {' or '.join(_what(m) for m in plain)}, got {value!r}")
+    kind = typing.get_origin(plain[0]) or plain[0]  # list[float] -> list
     try:
         if kind is bool and not isinstance(value, bool):
             raise ValueError
@@ -146,6 +154,10 @@ def coerce(value, hint, where: str):
         if kind in (dict, list) and not isinstance(value, kind):
             raise TypeError
     except (TypeError, ValueError):
-        what = {dict: "map", list: "list"}.get(kind, kind.__name__)
-        raise UserError(f"{where} takes a {what}, got {value!r}") from None
+        raise UserError(f"{where} takes a {_what(kind)}, got {value!r}") from None
     return value
+
+
+def _what(kind) -> str:
+    kind = typing.get_origin(kind) or kind
+    return {dict: "map", list: "list"}.get(kind, kind.__name__)

@@ -91,6 +91,10 @@ def test_gpu_backend_says_what_it_needs_without_cuda(model_dir):
 
     with pytest.raises(UserError, match="needs a CUDA GPU"):
         GpuBackend(model_dir)
+    from minisearch.backends import load_backend
+
+    with pytest.raises(UserError, match="trains LoRA only"):  # asked for what it cannot do, it says so first
+        load_backend("gpu", model_dir, train_embeddings=True)
 
 
 @pytest.mark.parametrize("train_embeddings", [True, False])

@@ -34,6 +34,8 @@ def test_paths_resolve_into_earlier_stages_and_types_are_coerced(tmp_path):
     corpus, sft = stages[1].cfg, stages[2].cfg
     assert corpus.source == str(root / "world" / "passages.jsonl") and corpus.out == str(root / "corpus")
     assert sft.data == str(root / "corpus") and sft.model == "some/model"  # not a stage: left as is
+    listed = plan(read_recipe(write(tmp_path, BASIC), [f"out={tmp_path / 'run'}", "sft.data=[corpus, world]"]))
+    assert listed[1][2].cfg.data == [str(root / "corpus"), str(root / "world")]  # each source resolves
     assert sft.lr == 0.005 and isinstance(sft.lr, float)  # YAML reads 5e-3 as a string
     assert stages[0].cfg.seed == 0
 
@@ -46,6 +48,7 @@ def test_paths_resolve_into_earlier_stages_and_types_are_coerced(tmp_path):
     ("stages:\n  sft: {model: y}\n", "missing required key(s) data"),
     ("stages:\n  sft: {data: x, model: y, epochs: many}\n", "stages.sft.epochs takes a float, got 'many'"),
     ("stages:\n  sft: {data: x, model: {a: 1}}\n", "stages.sft.model takes a str, got {'a': 1}"),
+    ("stages:\n  sft: {data: {a: 1}, model: y}\n", "stages.sft.data takes a str or list, got {'a': 1}"),
     ("stages:\n  ramp: {corpus: c, k_weights: 0.5}\n", "stages.ramp.k_weights takes a list, got 0.5"),
     ("stages:\n  eval: {model: m, index: i, sets: ramp/dev.jsonl}\n", "stages.eval.sets takes a map"),
     ("stages:\n  sftt: {data: x}\n", "unknown kind 'sftt' (did you mean 'sft'?)"),
@@ -73,6 +76,7 @@ def test_set_overrides_nested_keys_and_names_unknown_stages():
 def test_build_and_coerce_edge_cases():
     cfg = build(SftConfig, {"data": "d", "model": "m", "epochs": 3, "max_steps": "20"}, "sft", {"out": "o"})
     assert cfg.epochs == 3.0 and cfg.max_steps == 20
+    assert coerce(7, str | list[str], "x") == "7" and coerce(["a", "b"], str | list[str], "x") == ["a", "b"]
     with pytest.raises(UserError, match="takes a int"):
         coerce(2.5, int, "x")
     with pytest.raises(UserError, match="takes a bool"):

@@ -7,8 +7,10 @@ import json
 import pytest
 
 pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
 
 from click.testing import CliRunner  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
 
 from minisearch.cli import main  # noqa: E402
 from minisearch.jsonl import read_jsonl, write_jsonl  # noqa: E402
@@ -35,6 +37,14 @@ def test_ramp_traj_sft_from_the_cli(toy_run, tmp_path):
     counts = json.loads((tmp_path / "sft" / "done.json").read_text())["counts"]
     assert counts["steps"] == 3 and counts["eval_before"]["n"] == 3 and "span_acc" in counts["eval_after"]
     assert (tmp_path / "sft" / "adapter" / "adapter_model.safetensors").is_file()
+    r = run(main, ["sft", str(tmp_path / "traj"), "--model", str(root / "model"), "--out", str(tmp_path / "sft2"),
+                   "--adapter", str(tmp_path / "sft" / "adapter"), "--fixed-embeddings", "--max-steps", "2",
+                   "--batch-size", "4", "--lora-rank", "4"])
+    assert r.exit_code == 0, r.output
+    first, second = (load_file(tmp_path / d / "adapter" / "adapter_model.safetensors") for d in ("sft", "sft2"))
+    embeddings = [k for k in first if "embed_tokens" in k]
+    assert embeddings and all(torch.equal(first[k], second[k]) for k in embeddings)  # kept as the adapter had them
+    assert any(not torch.equal(first[k], second[k]) for k in first if "lora_" in k)  # while LoRA trained on
     r = run(main, ["sft", str(tmp_path / "nothing"), "--model", str(root / "model"), "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "minisearch traj" in r.output
 

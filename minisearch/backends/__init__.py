@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from minisearch.errors import UserError
+
 
 @dataclass
 class Completion:
@@ -53,12 +55,13 @@ def load_backend(kind: str, model, adapter=None, lora_rank: int = 0, train_embed
     """The backend named `kind` ("cpu" or "gpu"), imported only now. `train_embeddings` is the
     cpu backend's (see `CpuBackend`); the gpu backend never trains the embeddings."""
     if kind == "gpu":
+        if train_embeddings:
+            raise UserError("the gpu backend trains LoRA only (4-bit base, embeddings fixed): "
+                            "leave train_embeddings unset or false")
         from minisearch.backends.gpu import GpuBackend
 
         return GpuBackend(model, adapter=adapter, lora_rank=lora_rank or 16)
     if kind != "cpu":
-        from minisearch.errors import UserError
-
         raise UserError(f"unknown backend {kind!r}: choose cpu or gpu")
     from minisearch.backends.cpu import CpuBackend
 
