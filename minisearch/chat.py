@@ -47,6 +47,7 @@ def resolve(run: str | None, index: str | None, model: str | None,
         if not root.is_dir():
             raise UserError(f"no run folder at {run}; make one with `make demo` or `minisearch run RECIPE`")
         made = json.loads((root / "run.json").read_text()) if (root / "run.json").is_file() else {}
+        made = {k: _from_run(root, v) for k, v in made.items()}
         index = index or made.get("index") or str(root / "index")
         model = model or made.get("model") or str(root / "model")
         adapter = made.get("adapter") or next((str(root / s / "adapter") for s in ADAPTER_STAGES
@@ -55,6 +56,14 @@ def resolve(run: str | None, index: str | None, model: str | None,
     if not index or not model:
         raise UserError("say what to search and with which model: --run RUN, or --index DIR and --model PATH_OR_ID")
     return index, model, adapter, topk or 3
+
+
+def _from_run(root: Path, value):
+    """A run.json path: relative to the run folder when it lies there (else as written: a
+    model id, or a path from an older run.json, relative to where the run was made)."""
+    if isinstance(value, str) and value and (root / value).exists():
+        return str(root / value)
+    return value
 
 
 class Agent:

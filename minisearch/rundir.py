@@ -19,10 +19,25 @@ from pathlib import Path
 DONE = "done.json"
 
 
-def config_hash(config: dict) -> str:
-    """A short stable hash of a JSON-able config."""
-    blob = json.dumps(config, sort_keys=True, default=str).encode()
+def config_hash(config: dict, folder: str | Path) -> str:
+    """A short stable hash of a stage's JSON-able config, wherever its run folder lies.
+
+    A path inside the run (the parent of the stage's `folder`) counts by its place in the
+    run, so a run folder that was moved, copied or reached from another directory is still
+    complete; `minisearch run --set out=ELSEWHERE` picks it up without redoing anything.
+    """
+    blob = json.dumps(_run_relative(config, str(Path(folder).parent)), sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _run_relative(value, root: str):
+    if isinstance(value, dict):
+        return {k: _run_relative(v, root) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_run_relative(v, root) for v in value]
+    if isinstance(value, str) and (value == root or value.startswith(root + "/")):
+        return "<run>" + value[len(root):]
+    return value
 
 
 def read_done(folder: str | Path) -> dict | None:
@@ -33,7 +48,7 @@ def read_done(folder: str | Path) -> dict | None:
 def is_complete(folder: str | Path, config: dict) -> bool:
     """Whether `folder` is a completed stage made from this very config."""
     done = read_done(folder)
-    return done is not None and done.get("config_hash") == config_hash(config)
+    return done is not None and done.get("config_hash") == config_hash(config, folder)
 
 
 def _read(path: Path) -> dict | None:
@@ -59,7 +74,7 @@ def stage_folder(final: str | Path, config: dict, resume: bool = False) -> Itera
     """
     final = Path(final)
     tmp = final.with_name(final.name + ".tmp")
-    started = {"config_hash": config_hash(config)}
+    started = {"config_hash": config_hash(config, final)}
     if tmp.exists() and not (resume and _read(tmp / STARTED) == started):
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True, exist_ok=True)
@@ -67,7 +82,7 @@ def stage_folder(final: str | Path, config: dict, resume: bool = False) -> Itera
     counts: dict = {}
     start = time.time()
     yield tmp, counts
-    done = {"config_hash": config_hash(config), "config": config, "counts": counts,
+    done = {"config_hash": started["config_hash"], "config": config, "counts": counts,
             "seconds": round(time.time() - start, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
     (tmp / DONE).write_text(json.dumps(done, indent=2, default=str) + "\n")
     if final.exists():

@@ -8,7 +8,8 @@ one runs, every later stage runs again too (its inputs changed). A killed run th
 resumes at the stage it was in: sft, dapo and eval go on from their last checkpoint, the
 others start that stage again; nothing completed is lost. `--from STAGE` reruns from
 there. At the end the run folder holds `run.json` (the model, adapter and index that
-`minisearch chat --run` uses) and `report.md`.
+`minisearch chat --run` uses, relative to the run folder) and `report.md`. A run folder may
+be moved or copied: its stages count as complete wherever it lies (`--set out=NEW_PLACE`).
 """
 
 from __future__ import annotations
@@ -106,13 +107,21 @@ def run_recipe(path: str, sets: list[str] = (), start: str | None = None, echo=p
         stage.module.run(stage.cfg, echo=echo)
         times[stage.name] = round(time.time() - start_time, 1)
         rerun = True
-    (root / "run.json").write_text(json.dumps(final_model(stages), indent=2) + "\n")
+    (root / "run.json").write_text(json.dumps(relative_to_run(final_model(stages), root), indent=2) + "\n")
     from minisearch.report import write_report
 
     report = write_report(root)
     echo(f"stage seconds: {json.dumps(times)}" if times else "every stage was complete already")
     echo(f"report: {report}")
     return root
+
+
+def relative_to_run(made: dict, root: Path) -> dict:
+    """run.json's paths inside the run folder written relative to it, so the folder can move."""
+    def rel(value):
+        return Path(value).relative_to(root).as_posix() if isinstance(value, str) and Path(value).is_relative_to(
+            root) else value
+    return {k: rel(v) for k, v in made.items()}
 
 
 def final_model(stages: list[Stage]) -> dict:

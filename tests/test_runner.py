@@ -78,6 +78,26 @@ def test_a_killed_run_resumes_at_the_stage_it_was_in(recipe, monkeypatch):
     assert (root / "traj" / "done.json").is_file()
 
 
+def test_a_moved_run_folder_is_complete_wherever_it_lies(recipe, tmp_path, monkeypatch):
+    import json
+
+    from minisearch.chat import resolve
+
+    path, sets, root = recipe
+    monkeypatch.chdir(tmp_path)
+    run(path, ["out=run"])  # a relative run folder, as `make demo` makes
+    assert json.loads((root / "run.json").read_text())["index"] == "index"  # relative to the run folder
+    moved = tmp_path / "elsewhere" / "run"
+    moved.parent.mkdir()
+    root.rename(moved)
+    monkeypatch.chdir(moved.parent.parent.parent)  # another directory, the run named by an absolute path
+    assert all(line.endswith("complete, skipped") for line in run(path, [f"out={moved}"]))
+    assert resolve(str(moved), None, None)[0] == str(moved / "index")
+    lines = run(path, [f"out={moved}", "ramp.per_passage=2"])  # a changed setting still counts
+    assert [line.split(": ")[1] for line in lines] == ["complete, skipped"] * 3 + ["config changed",
+                                                                                   "an earlier stage ran"]
+
+
 def test_from_names_the_nearest_stage(recipe):
     path, sets, _ = recipe
     with pytest.raises(UserError, match="did you mean 'traj'"):
