@@ -40,7 +40,7 @@ def traj(tasks, index_dir, out, teacher, teacher_model, backend, corpus, limit, 
 
 
 @click.command()
-@click.argument("data")
+@click.argument("data", nargs=-1, required=True)
 @click.option("--model", required=True, help="Base model folder or Hugging Face id.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Stage folder to write.")
 @click.option("--adapter", help="Continue from this LoRA adapter.")
@@ -61,10 +61,12 @@ def traj(tasks, index_dir, out, teacher, teacher_model, backend, corpus, limit, 
 @user_errors
 def sft(data, model, out, adapter, backend, lora_rank, train_embeddings, lr, epochs, max_steps, batch_size,
         grad_accum, save_steps, eval_tasks, index_dir, eval_limit, seed):
-    """LoRA SFT on DATA (a traj folder or a JSONL of trajectories); loss on model-written tokens only."""
+    """LoRA SFT on DATA (traj folders or JSONL files of trajectories, one or more); loss on
+    model-written tokens only."""
     from minisearch.sft import SftConfig, run
 
-    run(SftConfig(data=data, model=model, out=out, adapter=adapter, backend=backend, lora_rank=lora_rank,
+    run(SftConfig(data=data[0] if len(data) == 1 else list(data), model=model, out=out, adapter=adapter,
+                  backend=backend, lora_rank=lora_rank,
                   train_embeddings=train_embeddings, lr=lr, epochs=epochs, max_steps=max_steps,
                   batch_size=batch_size, grad_accum=grad_accum, save_steps=save_steps, eval_tasks=eval_tasks,
                   index=index_dir, eval_limit=eval_limit, seed=seed),

@@ -37,10 +37,12 @@ def test_ramp_traj_sft_from_the_cli(toy_run, tmp_path):
     counts = json.loads((tmp_path / "sft" / "done.json").read_text())["counts"]
     assert counts["steps"] == 3 and counts["eval_before"]["n"] == 3 and "span_acc" in counts["eval_after"]
     assert (tmp_path / "sft" / "adapter" / "adapter_model.safetensors").is_file()
-    r = run(main, ["sft", str(tmp_path / "traj"), "--model", str(root / "model"), "--out", str(tmp_path / "sft2"),
-                   "--adapter", str(tmp_path / "sft" / "adapter"), "--fixed-embeddings", "--max-steps", "2",
+    r = run(main, ["sft", str(tmp_path / "traj"), str(tmp_path / "traj" / "round-0.jsonl"), "--model",
+                   str(root / "model"), "--out", str(tmp_path / "sft2"), "--adapter", str(tmp_path / "sft" / "adapter"),
+                   "--fixed-embeddings", "--max-steps", "2",
                    "--batch-size", "4", "--lora-rank", "4"])
     assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "sft2" / "done.json").read_text())["counts"]["trajectories"] == 2 * len(rows)
     first, second = (load_file(tmp_path / d / "adapter" / "adapter_model.safetensors") for d in ("sft", "sft2"))
     embeddings = [k for k in first if "embed_tokens" in k]
     assert embeddings and all(torch.equal(first[k], second[k]) for k in embeddings)  # kept as the adapter had them
