@@ -66,10 +66,9 @@ def sft(data, model, out, adapter, backend, lora_rank, train_embeddings, lr, epo
     from minisearch.sft import SftConfig, run
 
     run(SftConfig(data=data[0] if len(data) == 1 else list(data), model=model, out=out, adapter=adapter,
-                  backend=backend, lora_rank=lora_rank,
-                  train_embeddings=train_embeddings, lr=lr, epochs=epochs, max_steps=max_steps,
-                  batch_size=batch_size, grad_accum=grad_accum, save_steps=save_steps, eval_tasks=eval_tasks,
-                  index=index_dir, eval_limit=eval_limit, seed=seed),
+                  backend=backend, lora_rank=lora_rank, train_embeddings=train_embeddings, lr=lr, epochs=epochs,
+                  max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, save_steps=save_steps,
+                  eval_tasks=eval_tasks, index=index_dir, eval_limit=eval_limit, seed=seed),
         echo=click.echo)
 
 

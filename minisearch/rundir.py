@@ -26,17 +26,20 @@ def config_hash(config: dict, folder: str | Path) -> str:
     run, so a run folder that was moved, copied or reached from another directory is still
     complete; `minisearch run --set out=ELSEWHERE` picks it up without redoing anything.
     """
-    blob = json.dumps(_run_relative(config, str(Path(folder).parent)), sort_keys=True, default=str).encode()
+    blob = json.dumps(run_relative(config, Path(folder).parent, mark="<run>/"), sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _run_relative(value, root: str):
+def run_relative(value, root: str | Path, mark: str = ""):
+    """`value` (a JSON-able config) with every path inside the run folder `root` written
+    relative to it, after `mark`; other values as they are."""
+    root = str(root)
     if isinstance(value, dict):
-        return {k: _run_relative(v, root) for k, v in value.items()}
+        return {k: run_relative(v, root, mark) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_run_relative(v, root) for v in value]
+        return [run_relative(v, root, mark) for v in value]
     if isinstance(value, str) and (value == root or value.startswith(root + "/")):
-        return "<run>" + value[len(root):]
+        return mark + (value[len(root) + 1:] or ".")
     return value
 
 

@@ -24,7 +24,7 @@ import yaml
 
 from minisearch.errors import UserError
 from minisearch.recipe import build, nearest, read_recipe
-from minisearch.rundir import is_complete, read_done
+from minisearch.rundir import is_complete, read_done, run_relative
 
 # kind -> (module, config class); the module's run(cfg, echo) does the stage's work.
 KINDS = {
@@ -107,21 +107,14 @@ def run_recipe(path: str, sets: list[str] = (), start: str | None = None, echo=p
         stage.module.run(stage.cfg, echo=echo)
         times[stage.name] = round(time.time() - start_time, 1)
         rerun = True
-    (root / "run.json").write_text(json.dumps(relative_to_run(final_model(stages), root), indent=2) + "\n")
+    # paths relative to the run folder, so it can move
+    (root / "run.json").write_text(json.dumps(run_relative(final_model(stages), root), indent=2) + "\n")
     from minisearch.report import write_report
 
     report = write_report(root)
     echo(f"stage seconds: {json.dumps(times)}" if times else "every stage was complete already")
     echo(f"report: {report}")
     return root
-
-
-def relative_to_run(made: dict, root: Path) -> dict:
-    """run.json's paths inside the run folder written relative to it, so the folder can move."""
-    def rel(value):
-        return Path(value).relative_to(root).as_posix() if isinstance(value, str) and Path(value).is_relative_to(
-            root) else value
-    return {k: rel(v) for k, v in made.items()}
 
 
 def final_model(stages: list[Stage]) -> dict:

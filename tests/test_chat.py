@@ -88,6 +88,9 @@ def test_run_folder_resolution(run_dir, tmp_path):
     (tmp_path / "run.json").write_text('{"index": "i", "model": "m", "adapter": "a", "topk": 1}')
     assert resolve(str(tmp_path), None, None) == ("i", "m", "a", 1)  # the run's passages per search
     assert resolve(str(tmp_path), None, None, topk=5)[3] == 5  # unless told otherwise
+    (tmp_path / "idx").mkdir()
+    (tmp_path / "run.json").write_text('{"index": "idx", "model": "org/some-model"}')
+    assert resolve(str(tmp_path), None, None)[:2] == (str(tmp_path / "idx"), "org/some-model")  # run-relative; an id
     (tmp_path / "run.json").unlink()
     (tmp_path / "sft" / "adapter").mkdir(parents=True)
     (tmp_path / "dapo" / "adapter").mkdir(parents=True)
