@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from minisearch.backends.cpu import CpuBackend  # noqa: E402
+from minisearch.agent.backends.cpu import CpuBackend  # noqa: E402
+from minisearch.agent.protocol import ANSWER, SEARCH  # noqa: E402
+from minisearch.agent.rollout import from_record, render  # noqa: E402
 from minisearch.jsonl import read_jsonl  # noqa: E402
-from minisearch.protocol import ANSWER, SEARCH  # noqa: E402
-from minisearch.rollout import from_record, render  # noqa: E402
 
 
 def probe(backend, records: list[dict]) -> dict[str, tuple[int, int]]:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from minisearch.backends.cpu import CpuBackend  # noqa: E402
-from minisearch.corpus import iter_passages  # noqa: E402
+from minisearch.agent.backends.cpu import CpuBackend  # noqa: E402
+from minisearch.data.corpus import iter_passages  # noqa: E402
 
 SPAN, LEAD, SKIP = 16, 30, 3
 

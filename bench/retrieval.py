@@ -179,7 +179,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
-            from minisearch.toyworld import build_world
+            from minisearch.data.toyworld import build_world
 
             world = build_world(size, seed=args.seed)
             tasks = world.qa["train"]

@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from minisearch.protocol import TAGS  # noqa: E402
-from minisearch.rollout import RolloutConfig, ScriptedGenerator, rollout  # noqa: E402
+from minisearch.agent.protocol import TAGS  # noqa: E402
+from minisearch.agent.rollout import RolloutConfig, ScriptedGenerator, rollout  # noqa: E402
+from minisearch.data.toyworld import build_world  # noqa: E402
 from minisearch.search import build_index, open_searcher  # noqa: E402
-from minisearch.tinymodel import TinyModelConfig, init_model  # noqa: E402
-from minisearch.toyworld import build_world  # noqa: E402
+from minisearch.tiny.model import TinyModelConfig, init_model  # noqa: E402
 
 
 class Timed:
@@ -59,8 +59,8 @@ def model_rows(args, searcher, tasks, cfg) -> list[dict]:
     """`--model` through HF generate on `--device`, then (with `--gpu`) through Unsloth + vLLM."""
     import torch
 
-    from minisearch.backends import load_backend
-    from minisearch.backends.cpu import CpuBackend
+    from minisearch.agent.backends import load_backend
+    from minisearch.agent.backends.cpu import CpuBackend
 
     if not args.model:
         return []
@@ -89,7 +89,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from minisearch.backends.cpu import CpuBackend
+    from minisearch.agent.backends.cpu import CpuBackend
 
     if args.gpu and not (args.model and torch.cuda.is_available()):
         sys.exit("--gpu needs --model, a CUDA GPU and the gpu extra (pip install -e '.[gpu]')")

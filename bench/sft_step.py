@@ -1,5 +1,5 @@
 """SFT step time on the CPU: the output layer on every position (the model's own loss) against
-only the target positions (`minisearch.sft.target_loss`, what the CPU trainer uses).
+only the target positions (`minisearch.train.sft.target_loss`, what the CPU trainer uses).
 
     python bench/sft_step.py --model runs/demo/model --traj runs/demo/traj/round-0.jsonl
 
@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from minisearch import sft  # noqa: E402
-from minisearch.backends.cpu import CpuBackend  # noqa: E402
+from minisearch.agent.backends.cpu import CpuBackend  # noqa: E402
 from minisearch.jsonl import read_jsonl  # noqa: E402
+from minisearch.train import sft  # noqa: E402
 
 
 def main() -> None:

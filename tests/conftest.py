@@ -42,10 +42,10 @@ def realtext() -> list[dict]:
 def toy_run(tmp_path_factory):
     """A run folder with a 200-entity toy world, its Whoosh index and an untrained tiny model."""
     pytest.importorskip("transformers")
-    from minisearch.protocol import TAGS
+    from minisearch.agent.protocol import TAGS
+    from minisearch.data.toyworld import build_world
     from minisearch.search import build_index
-    from minisearch.tinymodel import TinyModelConfig, init_model
-    from minisearch.toyworld import build_world
+    from minisearch.tiny.model import TinyModelConfig, init_model
 
     root = tmp_path_factory.mktemp("toyrun")
     world = build_world(200, seed=4)

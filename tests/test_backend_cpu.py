@@ -7,9 +7,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from minisearch.backends.cpu import CpuBackend  # noqa: E402
+from minisearch.agent.backends.cpu import CpuBackend  # noqa: E402
+from minisearch.agent.protocol import STOP  # noqa: E402
 from minisearch.errors import UserError  # noqa: E402
-from minisearch.protocol import STOP  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +87,11 @@ def test_missing_model_says_how_to_make_one(tmp_path):
 def test_gpu_backend_says_what_it_needs_without_cuda(model_dir):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
-    from minisearch.backends.gpu import GpuBackend
+    from minisearch.agent.backends.gpu import GpuBackend
 
     with pytest.raises(UserError, match="needs a CUDA GPU"):
         GpuBackend(model_dir)
-    from minisearch.backends import load_backend
+    from minisearch.agent.backends import load_backend
 
     with pytest.raises(UserError, match="trains LoRA only"):  # asked for what it cannot do, it says so first
         load_backend("gpu", model_dir, train_embeddings=True)

@@ -12,10 +12,10 @@ pytest.importorskip("transformers")
 
 from click.testing import CliRunner  # noqa: E402
 
-from minisearch.chat import Agent, ChatConfig, repl, resolve  # noqa: E402
+from minisearch.agent.chat import Agent, ChatConfig, repl, resolve  # noqa: E402
+from minisearch.agent.rollout import ScriptedGenerator  # noqa: E402
 from minisearch.cli import main  # noqa: E402
 from minisearch.errors import UserError  # noqa: E402
-from minisearch.rollout import ScriptedGenerator  # noqa: E402
 
 
 @pytest.fixture
@@ -114,11 +114,11 @@ def trained_run(toy_env, tmp_path_factory):
     """A run folder whose adapter learnt two scripted QA trajectories by heart (SFT, 150 steps):
     asked one of those questions, chat must rebuild the context training saw, token for token,
     for the model to search and answer as taught."""
-    from minisearch import sft
     from minisearch.jsonl import write_jsonl
     from minisearch.records import passage_titles
-    from minisearch.teachers import TeachConfig, teach
-    from minisearch.teachers.scripted import ScriptedTeacher
+    from minisearch.train import sft
+    from minisearch.train.teachers import TeachConfig, teach
+    from minisearch.train.teachers.scripted import ScriptedTeacher
 
     world, searcher, _, root = toy_env
     cfg = TeachConfig()  # chat's defaults: 3 passages per search, 80 words each, 4 searches

@@ -9,7 +9,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from minisearch.cli import LATER, main
+from minisearch.cli.main import LATER, main
 
 
 def run(*args):

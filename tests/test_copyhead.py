@@ -7,8 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from minisearch.copyhead import LAYERS, freeze, heads_per_kv, plant, planted  # noqa: E402
 from minisearch.errors import UserError  # noqa: E402
+from minisearch.tiny.copyhead import LAYERS, freeze, heads_per_kv, plant, planted  # noqa: E402
 
 
 def tiny(width=128, heads=4, layers=4, vocab=512, theta=1e10):

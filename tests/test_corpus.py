@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from minisearch.cli import main
-from minisearch.corpus import CorpusConfig, CorpusReport, iter_passages, run
+from minisearch.data.corpus import CorpusConfig, CorpusReport, iter_passages, run
 from minisearch.errors import UserError
 from minisearch.jsonl import read_jsonl
-from minisearch.rundir import read_done
+from minisearch.pipeline.rundir import read_done
 
 BAD_JSONL = "\n".join([
     json.dumps({"id": "a", "contents": "Alpha\nThe first passage."}),

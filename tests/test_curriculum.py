@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from minisearch.curriculum import Curriculum
+from minisearch.train.curriculum import Curriculum
 
 
 def tasks(*ks):

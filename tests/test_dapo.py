@@ -12,11 +12,11 @@ torch = pytest.importorskip("torch")
 from click.testing import CliRunner  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
+from minisearch.agent.rollout import RolloutConfig  # noqa: E402
 from minisearch.cli import main  # noqa: E402
-from minisearch.dapo import DapoConfig, run  # noqa: E402
 from minisearch.jsonl import read_jsonl, write_jsonl  # noqa: E402
-from minisearch.ramp import make_task  # noqa: E402
-from minisearch.rollout import RolloutConfig  # noqa: E402
+from minisearch.ramp.tasks import make_task  # noqa: E402
+from minisearch.train.dapo import DapoConfig, run  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def writes_tags(toy_run):
     """An easy task for an untrained model: write any protocol tag (8 of ~800 tokens)."""
     from transformers import AutoTokenizer
 
-    from minisearch.backends.cpu import tag_token_ids
+    from minisearch.agent.backends.cpu import tag_token_ids
 
     tags = set(tag_token_ids(AutoTokenizer.from_pretrained(toy_run[0] / "model")))
 

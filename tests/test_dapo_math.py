@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from minisearch.dapo_math import dapo_loss, group_advantages, informative  # noqa: E402
+from minisearch.train.dapo_math import dapo_loss, group_advantages, informative  # noqa: E402
 
 
 def reference_loss(rewards, logp, old, mask, eps_low, eps_high):

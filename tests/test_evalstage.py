@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from minisearch.evalstage import EvalConfig, paper_rows, rag_pe, run, table
-from minisearch.rollout import RolloutConfig, ScriptedGenerator, rollout
+from minisearch.agent.rollout import RolloutConfig, ScriptedGenerator, rollout
+from minisearch.eval.stage import EvalConfig, paper_rows, rag_pe, run, table
 
 
 def test_rag_pe_searches_the_question_once_then_the_model_answers(toy_env):
@@ -55,7 +55,7 @@ def test_eval_writes_metrics_and_resumes_from_saved_cells(toy_run, tmp_path, mon
     cfg = EvalConfig(model=str(root / "model"), index=str(root / "index"), out=str(tmp_path / "eval"),
                      sets={"toy": str(qa)}, models={"base": None}, limit=3,
                      rollout=RolloutConfig(temperature=0.0, max_new_tokens=8, max_total_tokens=600))
-    import minisearch.evalstage as evalstage
+    import minisearch.eval.stage as evalstage
 
     real, calls = evalstage.evaluate, []
 

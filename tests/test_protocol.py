@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minisearch.protocol import (
+from minisearch.agent.protocol import (
     MASK,
     TAGS,
     Turn,
@@ -17,8 +17,8 @@ from minisearch.protocol import (
     system_prompt,
     task_messages,
 )
+from minisearch.ramp.spans import fill_masks, normalize_answer, span_match
 from minisearch.search.hit import Hit
-from minisearch.spans import fill_masks, normalize_answer, span_match
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -9,15 +9,15 @@ from collections import Counter
 import pytest
 from click.testing import CliRunner
 
+from minisearch.agent.protocol import MASK
 from minisearch.cli import main
+from minisearch.data.toyworld import build_world
 from minisearch.errors import UserError
 from minisearch.jsonl import read_jsonl, write_jsonl
-from minisearch.protocol import MASK
-from minisearch.ramp import RampConfig, make_task, make_tasks, run, span_weight
+from minisearch.ramp.spanfinder import find_spans
+from minisearch.ramp.spans import fill_masks
+from minisearch.ramp.tasks import RampConfig, make_task, make_tasks, run, span_weight
 from minisearch.records import make_passage
-from minisearch.spanfinder import find_spans
-from minisearch.spans import fill_masks
-from minisearch.toyworld import build_world
 
 
 @pytest.mark.parametrize("contents, expected", [
@@ -109,8 +109,8 @@ def test_bad_weights_and_cli(tmp_path):
 
 
 def test_perplexity_masking_picks_what_the_model_guesses_worst(toy_run):
-    from minisearch.backends.cpu import CpuBackend
-    from minisearch.ramp import hardest, span_losses
+    from minisearch.agent.backends.cpu import CpuBackend
+    from minisearch.ramp.tasks import hardest, span_losses
 
     root, world = toy_run
     backend = CpuBackend(root / "model")
@@ -124,7 +124,7 @@ def test_perplexity_masking_picks_what_the_model_guesses_worst(toy_run):
 
 
 def test_only_spans_another_passage_holds_are_masked_with_an_index(toy_run):
-    from minisearch.ramp import recoverable
+    from minisearch.ramp.tasks import recoverable
     from minisearch.search import open_searcher
 
     root, world = toy_run

@@ -4,12 +4,12 @@ import textwrap
 
 import pytest
 
+from minisearch.agent.rollout import RolloutConfig
 from minisearch.errors import UserError
-from minisearch.evalstage import EvalConfig
-from minisearch.recipe import apply_set, build, coerce, read_recipe
-from minisearch.rollout import RolloutConfig
-from minisearch.runner import plan
-from minisearch.sft import SftConfig
+from minisearch.eval.stage import EvalConfig
+from minisearch.pipeline.recipe import apply_set, build, coerce, read_recipe
+from minisearch.pipeline.runner import plan
+from minisearch.train.sft import SftConfig
 
 
 def write(tmp_path, text: str):

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from minisearch.rewards import Judge, RewardConfig, answer_reward, read_output, reward_parts
+from minisearch.train.rewards import Judge, RewardConfig, answer_reward, read_output, reward_parts
 
 QA = {"id": "q1", "question": "Who founded Vethmora Holdings?", "golden_answers": ["Quorvelle Dantrisk"]}
 RAMP = {"id": "r1", "question": "...", "golden_answers": ["Velk was born in Ostrivel in 1873."],

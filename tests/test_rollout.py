@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from minisearch.rollout import RolloutConfig, ScriptedGenerator, render, rollout  # noqa: E402
+from minisearch.agent.rollout import RolloutConfig, ScriptedGenerator, render, rollout  # noqa: E402
 
 
 def searched(context: str) -> bool:
@@ -105,7 +105,7 @@ def test_batch_of_64_rollouts_with_searches(toy_env):
 
 def test_tiny_model_rollouts_complete(toy_env):
     world, searcher, _, root = toy_env
-    from minisearch.backends.cpu import CpuBackend
+    from minisearch.agent.backends.cpu import CpuBackend
 
     backend = CpuBackend(root / "model", lora_rank=4)
     cfg = RolloutConfig(group=4, max_new_tokens=24, max_total_tokens=400)

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 from minisearch.errors import UserError
-from minisearch.runner import run_recipe
+from minisearch.pipeline.runner import run_recipe
 
 RECIPE = """
     name: mini
@@ -60,7 +60,7 @@ def test_a_changed_setting_reruns_that_stage_and_everything_after(recipe):
 
 def test_a_killed_run_resumes_at_the_stage_it_was_in(recipe, monkeypatch):
     path, sets, root = recipe
-    import minisearch.traj as traj
+    import minisearch.train.traj as traj
 
     real = traj.run
 
@@ -81,7 +81,7 @@ def test_a_killed_run_resumes_at_the_stage_it_was_in(recipe, monkeypatch):
 def test_a_moved_run_folder_is_complete_wherever_it_lies(recipe, tmp_path, monkeypatch):
     import json
 
-    from minisearch.chat import resolve
+    from minisearch.agent.chat import resolve
 
     path, sets, root = recipe
     monkeypatch.chdir(tmp_path)
@@ -105,8 +105,8 @@ def test_from_names_the_nearest_stage(recipe):
 
 
 def test_run_json_names_the_demo_s_final_adapter_and_its_passages_per_search(tmp_path):
-    from minisearch.recipe import read_recipe
-    from minisearch.runner import final_model, plan
+    from minisearch.pipeline.recipe import read_recipe
+    from minisearch.pipeline.runner import final_model, plan
 
     root, stages = plan(read_recipe("recipes/demo.yaml", [f"out={tmp_path}"]))
     made = final_model(stages)

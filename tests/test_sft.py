@@ -9,14 +9,14 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from minisearch import sft  # noqa: E402
+from minisearch.agent.rollout import from_record, render  # noqa: E402
 from minisearch.errors import UserError  # noqa: E402
 from minisearch.jsonl import read_jsonl, write_jsonl  # noqa: E402
 from minisearch.records import passage_titles  # noqa: E402
-from minisearch.rollout import from_record, render  # noqa: E402
-from minisearch.teachers import TeachConfig, teach  # noqa: E402
-from minisearch.teachers.scripted import ScriptedTeacher  # noqa: E402
-from minisearch.traj import judge  # noqa: E402
+from minisearch.train import sft  # noqa: E402
+from minisearch.train.teachers import TeachConfig, teach  # noqa: E402
+from minisearch.train.teachers.scripted import ScriptedTeacher  # noqa: E402
+from minisearch.train.traj import judge  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_target_loss_equals_the_full_loss_with_a_trained_lora(toy_run, trajector
     embedding weights moved away from their start, it equals the model's own loss."""
     import torch
 
-    from minisearch.backends.cpu import CpuBackend
+    from minisearch.agent.backends.cpu import CpuBackend
 
     backend = CpuBackend(toy_run[0] / "model", lora_rank=4)
     torch.manual_seed(0)

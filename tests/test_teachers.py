@@ -9,16 +9,16 @@ import pytest
 
 pytest.importorskip("transformers")
 
+from minisearch.agent.protocol import parse_turn  # noqa: E402
+from minisearch.agent.rollout import RolloutConfig, ScriptedGenerator, from_record, render, rollout, to_record  # noqa: E402
 from minisearch.errors import UserError  # noqa: E402
-from minisearch.protocol import parse_turn  # noqa: E402
-from minisearch.ramp import make_task  # noqa: E402
+from minisearch.ramp.tasks import make_task  # noqa: E402
 from minisearch.records import passage_titles  # noqa: E402
-from minisearch.rollout import RolloutConfig, ScriptedGenerator, from_record, render, rollout, to_record  # noqa: E402
 from minisearch.search.hit import Hit  # noqa: E402
-from minisearch.teachers import TeachConfig, merge, teach  # noqa: E402
-from minisearch.teachers.agents import AgentTeacher, canonical, rewrites  # noqa: E402
-from minisearch.teachers.scripted import ScriptedTeacher, mask_context  # noqa: E402
-from minisearch.traj import judge  # noqa: E402
+from minisearch.train.teachers import TeachConfig, merge, teach  # noqa: E402
+from minisearch.train.teachers.agents import AgentTeacher, canonical, rewrites  # noqa: E402
+from minisearch.train.teachers.scripted import ScriptedTeacher, mask_context  # noqa: E402
+from minisearch.train.traj import judge  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from minisearch.data.toyworld import build_world  # noqa: E402
 from minisearch.errors import UserError  # noqa: E402
-from minisearch.tinymodel import IM_END, IM_START, TinyModelConfig, init_model  # noqa: E402
-from minisearch.toyworld import build_world  # noqa: E402
+from minisearch.tiny.model import IM_END, IM_START, TinyModelConfig, init_model  # noqa: E402
 
 TAGS = ["<think>", "</think>", "<search>", "</search>", "<information>", "</information>", "<answer>", "</answer>"]
 
@@ -87,8 +87,8 @@ def test_no_passages_is_a_clear_error(tmp_path):
 def test_cli_model_init(tmp_path):
     from click.testing import CliRunner
 
+    from minisearch.agent.protocol import system_prompt
     from minisearch.cli import main
-    from minisearch.protocol import system_prompt
 
     out = tmp_path / "m"
     result = CliRunner().invoke(main, ["model", "init", "--corpus", "toyworld:100", "--out", str(out),

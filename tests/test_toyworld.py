@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from minisearch.cli import main
+from minisearch.data.toyworld import build_world, write_world
 from minisearch.errors import UserError
 from minisearch.records import split_contents
-from minisearch.toyworld import build_world, write_world
 
 COMMON = {"river", "table", "house", "water", "world", "city", "music", "paper", "stone", "green",
           "london", "paris", "john", "mary", "smith", "garden", "silver", "market", "north"}

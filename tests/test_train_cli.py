@@ -52,8 +52,8 @@ def test_ramp_traj_sft_from_the_cli(toy_run, tmp_path):
 
 
 def test_self_evolving_round_trains_a_student_and_logs_its_acceptance(toy_run, tmp_path):
-    from minisearch.teachers import TeachConfig
-    from minisearch.traj import TrajConfig, run
+    from minisearch.train.teachers import TeachConfig
+    from minisearch.train.traj import TrajConfig, run
 
     root, world = toy_run
     write_jsonl(tmp_path / "qa.jsonl", [t for t in world.qa["train"] if t["metadata"]["type"] == "one-hop"])

@@ -15,11 +15,11 @@ pytestmark = pytest.mark.vllm
 vllm = pytest.importorskip("vllm")
 torch = pytest.importorskip("torch")
 
-from minisearch.backends.cpu import CpuBackend  # noqa: E402
-from minisearch.backends.vllm_sampler import VllmSampler  # noqa: E402
-from minisearch.protocol import STOP, TAGS  # noqa: E402
-from minisearch.tinymodel import TinyModelConfig, init_model  # noqa: E402
-from minisearch.toyworld import build_world  # noqa: E402
+from minisearch.agent.backends.cpu import CpuBackend  # noqa: E402
+from minisearch.agent.backends.vllm_sampler import VllmSampler  # noqa: E402
+from minisearch.agent.protocol import STOP, TAGS  # noqa: E402
+from minisearch.data.toyworld import build_world  # noqa: E402
+from minisearch.tiny.model import TinyModelConfig, init_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from minisearch.cli import main  # noqa: E402
 from minisearch.errors import UserError  # noqa: E402
-from minisearch.warmup import WarmupConfig, batch_rows, blocks, copy_exercise, run, token_stream  # noqa: E402
+from minisearch.tiny.warmup import WarmupConfig, batch_rows, blocks, copy_exercise, run, token_stream  # noqa: E402
 
 
 def test_warmup_lowers_the_loss_and_changes_all_weights(toy_run, tmp_path):

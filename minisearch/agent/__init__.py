@@ -1,0 +1,1 @@
+"""The search agent: the tag protocol, the turn loop, the model backends, chat."""

@@ -1,0 +1,3 @@
+from minisearch.cli.main import main
+
+main()

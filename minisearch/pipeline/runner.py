@@ -1,0 +1,132 @@
+"""`minisearch run RECIPE`: the stages of a recipe, in order, each into its folder of the run.
+
+    minisearch run recipes/demo.yaml
+    minisearch run recipes/demo.yaml --set sft.lr=1e-3 --from sft
+
+A stage is skipped when its folder is complete (`done.json`) with the same config; when
+one runs, every later stage runs again too (its inputs changed). A killed run therefore
+resumes at the stage it was in: sft, dapo and eval go on from their last checkpoint, the
+others start that stage again; nothing completed is lost. `--from STAGE` reruns from
+there. At the end the run folder holds `run.json` (the model, adapter and index that
+`minisearch chat --run` uses, relative to the run folder) and `report.md`. A run folder may
+be moved or copied: its stages count as complete wherever it lies (`--set out=NEW_PLACE`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import time
+from pathlib import Path
+
+import yaml
+
+from minisearch.errors import UserError
+from minisearch.pipeline.recipe import build, nearest, read_recipe
+from minisearch.pipeline.rundir import is_complete, read_done, run_relative
+
+# kind -> (module, config class); the module's run(cfg, echo) does the stage's work.
+KINDS = {
+    "world": ("minisearch.data.toyworld", "WorldConfig"),
+    "corpus": ("minisearch.data.corpus", "CorpusConfig"),
+    "index": ("minisearch.data.index", "IndexConfig"),
+    "init": ("minisearch.tiny.model", "InitConfig"),
+    "warmup": ("minisearch.tiny.warmup", "WarmupConfig"),
+    "ramp": ("minisearch.ramp.tasks", "RampConfig"),
+    "traj": ("minisearch.train.traj", "TrajConfig"),
+    "sft": ("minisearch.train.sft", "SftConfig"),
+    "dapo": ("minisearch.train.dapo", "DapoConfig"),
+    "qaset": ("minisearch.eval.qasets", "QaSetConfig"),
+    "eval": ("minisearch.eval.stage", "EvalConfig"),
+}
+# Settings that hold a path: one that starts with an earlier stage's name lives in its folder.
+PATH_KEYS = {"source", "corpus", "index", "model", "tasks", "data", "adapter", "eval_tasks", "hard_model",
+             "student_model", "teacher_model", "judge_model", "sets", "models"}
+
+
+@dataclasses.dataclass
+class Stage:
+    name: str
+    kind: str
+    cfg: object
+    module: object
+
+
+def plan(recipe: dict) -> tuple[Path, list[Stage]]:
+    """The run folder and its stages with their configs built and checked (nothing runs)."""
+    root = Path(recipe["out"])
+    stages: list[Stage] = []
+    for name, values in recipe["stages"].items():
+        values = dict(values or {})
+        kind = values.pop("kind", name)
+        if kind not in KINDS:
+            raise UserError(f"recipe stage {name!r}: unknown kind {kind!r}{nearest(kind, KINDS)}; "
+                            f"kinds: {', '.join(KINDS)} (set `kind:` when the stage's name is not one)")
+        module = importlib.import_module(KINDS[kind][0])
+        cls = getattr(module, KINDS[kind][1])
+        earlier = {s.name for s in stages}
+        values = {k: _resolve(v, root, earlier) if k in PATH_KEYS else v for k, v in values.items()}
+        if "seed" in {f.name for f in dataclasses.fields(cls)} and "seed" in recipe:
+            values.setdefault("seed", recipe["seed"])
+        stages.append(Stage(name, kind, build(cls, values, f"stages.{name}", fixed={"out": str(root / name)}),
+                            module))
+    return root, stages
+
+
+def _resolve(value, root: Path, earlier: set[str]):
+    if isinstance(value, dict):
+        return {k: _resolve(v, root, earlier) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, root, earlier) for v in value]
+    if isinstance(value, str) and value.split("/")[0] in earlier:
+        return str(root / value)
+    return value
+
+
+def run_recipe(path: str, sets: list[str] = (), start: str | None = None, echo=print) -> Path:
+    recipe = read_recipe(path, sets)
+    root, stages = plan(recipe)
+    names = [s.name for s in stages]
+    if start is not None and start not in names:
+        raise UserError(f"--from {start}: no such stage{nearest(start, names)}; stages: {', '.join(names)}")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    rerun, times = False, {}
+    for i, stage in enumerate(stages, 1):
+        rerun = rerun or stage.name == start
+        done = read_done(stage.cfg.out) is not None
+        fresh = is_complete(stage.cfg.out, dataclasses.asdict(stage.cfg))
+        if fresh and not rerun:
+            echo(f"[{i}/{len(stages)}] {stage.name}: complete, skipped")
+            continue
+        why = ("rerun from here (--from)" if stage.name == start else "config changed" if done and not fresh
+               else "an earlier stage ran" if done else "running")
+        echo(f"[{i}/{len(stages)}] {stage.name} ({stage.kind}): {why}")
+        start_time = time.time()
+        stage.module.run(stage.cfg, echo=echo)
+        times[stage.name] = round(time.time() - start_time, 1)
+        rerun = True
+    # paths relative to the run folder, so it can move
+    (root / "run.json").write_text(json.dumps(run_relative(final_model(stages), root), indent=2) + "\n")
+    from minisearch.eval.report import write_report
+
+    report = write_report(root)
+    echo(f"stage seconds: {json.dumps(times)}" if times else "every stage was complete already")
+    echo(f"report: {report}")
+    return root
+
+
+def final_model(stages: list[Stage]) -> dict:
+    """The model, newest adapter, index and passages per search of the run, for `minisearch chat --run`."""
+    out: dict = {}
+    for s in stages:
+        if s.kind in ("sft", "dapo"):
+            out.update(model=s.cfg.model, adapter=str(Path(s.cfg.out) / "adapter"))
+        if s.kind in ("dapo", "eval"):  # the agent answers best with the top-k it was trained and scored with
+            out["topk"] = s.cfg.rollout.topk
+        if s.kind == "warmup":
+            out.setdefault("model", s.cfg.out)
+        if s.kind == "index":
+            out["index"] = s.cfg.out
+    return out

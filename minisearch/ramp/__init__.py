@@ -1,0 +1,1 @@
+"""Stage 3: RAMP tasks, salient spans masked out of passages."""

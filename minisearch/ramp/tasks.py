@@ -1,0 +1,209 @@
+"""The ramp stage: passages -> RAMP tasks (masked paragraphs to fill by searching).
+
+    minisearch ramp runs/demo/corpus --out runs/demo/ramp --k-weights 0.4,0.3,0.2,0.1
+
+For each passage: find its salient spans (`minisearch.ramp.spanfinder`), draw k in 1..4 from
+`k_weights`, mask k distinct spans (longer spans and numbers more likely), and write a QA
+task whose question is the instruction plus the masked paragraph and whose gold answer is
+the original paragraph; `metadata` keeps the spans in order, the real `mask_num`, and the
+`source_id`, which searches for this task must exclude. The page title is never masked and
+is prepended when the paragraph does not name it; a task never starts with a mask.
+Passages with too few words or spans are skipped and counted. Train/dev split by passage.
+With `hard_model` (perplexity masking, the paper's harder variant) the k spans masked are
+those that model predicts worst from the text before them. With `index`, a span is a
+candidate only if a search brings it back from another passage (the task's own passage is
+excluded from its searches, so a fact written nowhere else cannot be recovered): with
+`recover: span` the span searched for itself finds it in the top 10 (an upper bound on what
+an agent's queries can reach); with `recover: title` searching the page's title, the query
+an agent can always write, finds it in the top `recover_k` (a passage without a title is
+skipped). On the toy world, half the
+spans pass `span` but are out of reach of every query the scripted teacher tries, so tasks
+masking them are noise in a held-out score; `title` keeps the reachable half.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from minisearch.agent.protocol import MASK, ramp_question
+from minisearch.data.corpus import iter_passages
+from minisearch.errors import UserError
+from minisearch.jsonl import write_jsonl
+from minisearch.pipeline.rundir import stage_folder
+from minisearch.ramp.spanfinder import find_spans
+from minisearch.records import make_qa, split_contents
+
+NUMBER = re.compile(r"\d")
+
+
+@dataclass
+class RampConfig:
+    corpus: str
+    out: str
+    k_weights: list[float] = field(default_factory=lambda: [0.4, 0.3, 0.2, 0.1])  # P(k=1..4)
+    dev_fraction: float = 0.05
+    min_words: int = 25
+    seed: int = 0
+    hard_model: str | None = None  # perplexity masking: mask what this model guesses worst
+    index: str | None = None  # keep only spans a search of this index brings back from another passage
+    per_passage: int = 1  # tasks made from each passage (other masks each time; duplicates dropped)
+    recover: str = "span"  # with an index: span (the span finds itself) | title (a title search finds it)
+    recover_k: int = 3  # with recover: title, the hits searched (the agent's top-k)
+
+
+def recoverable(searcher, spans: list[str], source_id: str, k: int = 10, title: str | None = None) -> list[str]:
+    """The spans that a search can bring back from another passage than the task's own.
+
+    Each span is searched for itself (an upper bound on what an agent's queries can reach),
+    or, given the page's `title`, one search for the title is made; a span is kept when it
+    stands verbatim in one of the top k hits, the source excluded.
+    """
+    queries = [title] if title else spans
+    hits = searcher.search(queries, k=k, exclude_ids=[[source_id]] * len(queries))
+    if title:
+        return [span for span in spans if any(span in h.contents for h in hits[0])]
+    return [span for span, found in zip(spans, hits) if any(span in h.contents for h in found)]
+
+
+def span_losses(backend, text: str, spans: list[str]) -> list[float]:
+    """Mean negative log-likelihood of each span's tokens given the text before it (no search).
+
+    The span takes its leading space with it, so it is tokenised as it would be in place.
+    """
+    tok = backend.tokenizer
+    seqs, where = [], []
+    for span in spans:
+        at = text.index(span)
+        if at > 0 and text[at - 1] == " ":
+            at -= 1
+        prefix = tok(text[:at], add_special_tokens=False)["input_ids"]
+        body = tok(text[at:at + len(span) + (1 if text[at] == " " else 0)], add_special_tokens=False)["input_ids"]
+        if not prefix:  # nothing to condition the first token on
+            prefix, body = body[:1], body[1:]
+        seqs.append(prefix + body)
+        where.append((len(prefix), len(body)))
+    logprobs = backend.token_logprobs(seqs)
+    return [-float(lp[p - 1:p - 1 + n].mean()) if n else 0.0 for lp, (p, n) in zip(logprobs, where)]
+
+
+def hardest(backend):
+    """A span chooser for perplexity masking: the k spans the model guesses worst (scored
+    once per passage, however many tasks it gives)."""
+    last: dict[tuple, list[float]] = {}
+
+    def choose(text: str, spans: list[str], k: int, rng: random.Random) -> list[str]:
+        key = (text, tuple(spans))
+        if key not in last:
+            last.clear()
+            last[key] = span_losses(backend, text, spans)
+        return [s for _, s in sorted(zip(last[key], spans), key=lambda x: -x[0])[:k]]
+    return choose
+
+
+def weighted(text: str, spans: list[str], k: int, rng: random.Random) -> list[str]:
+    """The default chooser: k distinct spans, longer ones and numbers more likely."""
+    chosen, pool = [], list(spans)
+    while pool and len(chosen) < k:
+        pick = rng.choices(pool, weights=[span_weight(s) for s in pool])[0]
+        pool.remove(pick)
+        chosen.append(pick)
+    return chosen
+
+
+def span_weight(span: str) -> float:
+    """Longer spans and numbers are favoured, as in the paper."""
+    return len(span.split()) + (1.0 if NUMBER.search(span) else 0.0)
+
+
+def make_tasks(passage: dict, ks: list[int], rng: random.Random, min_words: int = 25,
+               choose=weighted, searcher=None, recover: str = "span", recover_k: int = 3) -> tuple[list[dict], Counter]:
+    """One task per mask count in `ks` (other spans each time, duplicates dropped), and why
+    the others were skipped; `choose` picks the spans to mask; with a `searcher`, only spans
+    recoverable from other passages are candidates (searched once per passage; `recover`
+    as in RampConfig)."""
+    title, text = split_contents(passage["contents"])
+    if len(text.split()) < min_words:
+        return [], Counter(too_short=1)
+    if title and title not in text:
+        text = f"{title}: {text}"
+    spans = find_spans(text, title)
+    if spans and searcher is not None:
+        if recover == "title" and not title:  # nothing an agent could search for
+            return [], Counter(no_title=1)
+        spans = (recoverable(searcher, spans, passage["id"], recover_k, title) if recover == "title"
+                 else recoverable(searcher, spans, passage["id"]))
+    if not spans:
+        return [], Counter(no_spans=1)
+    tasks, skipped = [], Counter()
+    for n, k in enumerate(ks):
+        chosen = sorted(choose(text, spans, k, rng), key=text.index)
+        masked, why = mask_spans(text, chosen)
+        if why or any(t["metadata"]["masked"] == masked for t in tasks):
+            skipped[why or "duplicate"] += 1
+            continue
+        task_id = f"ramp-{passage['id']}" + (f"-{n}" if n else "")
+        tasks.append(make_qa(task_id, ramp_question(masked, title), [text], masks=chosen, mask_num=len(chosen),
+                             source_id=passage["id"], title=title, masked=masked))
+    return tasks, skipped
+
+
+def make_task(passage: dict, k: int, rng: random.Random, min_words: int = 25,
+              choose=weighted, searcher=None) -> tuple[dict | None, str]:
+    """(task, "") or (None, why it was skipped): `make_tasks` for one mask count."""
+    tasks, skipped = make_tasks(passage, [k], rng, min_words, choose, searcher)
+    return (tasks[0], "") if tasks else (None, next(iter(skipped)))
+
+
+def mask_spans(text: str, chosen: list[str]) -> tuple[str, str]:
+    """(the text with each chosen span replaced by [mask], "") or ("", why it cannot be)."""
+    masked = text
+    for span in reversed(chosen):
+        at = masked.find(span)
+        if at < 0:  # one chosen span inside another
+            return "", "overlapping_spans"
+        masked = masked[:at] + MASK + masked[at + len(span):]
+    return ("", "starts_with_mask") if masked.startswith(MASK) else (masked, "")
+
+
+def run(cfg: RampConfig, echo=print) -> Path:
+    if len(cfg.k_weights) != 4 or min(cfg.k_weights) < 0 or sum(cfg.k_weights) <= 0:
+        raise UserError(f"k_weights must be four non-negative weights for k = 1..4, got {cfg.k_weights}")
+    if cfg.recover not in ("span", "title"):
+        raise UserError(f"recover must be span or title, got {cfg.recover!r}")
+    rng = random.Random(cfg.seed)
+    choose = weighted
+    if cfg.hard_model:
+        from minisearch.agent.backends.cpu import CpuBackend
+
+        choose = hardest(CpuBackend(cfg.hard_model))
+    tasks, skipped = {"train": [], "dev": []}, Counter()
+    searcher = None
+    if cfg.index:
+        from minisearch.search import open_searcher
+
+        searcher = open_searcher(cfg.index)
+    for passage in iter_passages(cfg.corpus):
+        split = "dev" if rng.random() < cfg.dev_fraction else "train"
+        ks = rng.choices([1, 2, 3, 4], weights=cfg.k_weights, k=cfg.per_passage)
+        made, why = make_tasks(passage, ks, rng, cfg.min_words, choose, searcher, cfg.recover, cfg.recover_k)
+        tasks[split] += made
+        skipped.update(why)
+    if searcher is not None:
+        searcher.close()
+    if not tasks["train"]:
+        raise UserError(f"{cfg.corpus}: no RAMP tasks could be made (skipped: {dict(skipped)})")
+    with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts):
+        for split, rows in tasks.items():
+            write_jsonl(tmp / f"{split}.jsonl", rows)
+        by_k = Counter(t["metadata"]["mask_num"] for rows in tasks.values() for t in rows)
+        counts.update(train=len(tasks["train"]), dev=len(tasks["dev"]), skipped=dict(skipped),
+                      mask_num={str(k): by_k[k] for k in sorted(by_k)})
+        (tmp / "stats.json").write_text(json.dumps(counts, indent=2) + "\n")
+    echo(f"ramp: {len(tasks['train'])} train, {len(tasks['dev'])} dev tasks; masks {dict(sorted(by_k.items()))}; "
+          f"skipped {dict(skipped)}")
+    return Path(cfg.out)

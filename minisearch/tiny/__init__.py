@@ -1,0 +1,1 @@
+"""The tiny CPU model: its config and tokenizer, the planted copy circuit, the LM warm-up."""

@@ -1,0 +1,1 @@
+"""Stages 4-6: trajectories from teachers, SFT, DAPO with its rewards and curriculum."""

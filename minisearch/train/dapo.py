@@ -1,0 +1,317 @@
+"""The dapo stage: DAPO reinforcement learning of the agent's LoRA adapter, over the rollout engine.
+
+    minisearch dapo runs/demo/ramp/train.jsonl --index runs/demo/index --model runs/demo/model \\
+        --adapter runs/demo/sft/adapter --out runs/demo/dapo
+
+Each step, for tasks q drawn from the curriculum, G trajectories o_1..o_G are sampled and
+scored (rewards.py), R_i the reward of o_i; the policy follows the clipped token-level
+objective of Yu et al. 2025 ("DAPO"), written out with its shapes in `dapo_math.py`.
+
+m_it is 1 on model-written tokens and 0 on the prompt and on every <information> block
+(`rollout.render`), so observations never enter the loss; the average is over all
+model-written tokens of the (mini-)batch, not per sequence ("token-level"). pi_old is the
+adapter that sampled the batch, its log-probs recomputed by the training model (a 4-bit vLLM
+sampler's own log-probs differ); the batch is cut into `updates` mini-batches, one optimiser
+step each, so later mini-batches are off-policy and the asymmetric clip (clip-higher) acts.
+
+Dynamic sampling: a group whose rewards are all equal has A_i = 0 and teaches nothing; it is
+dropped and more tasks are sampled until `batch_tasks` groups are kept or `max_gen_rounds`
+generation rounds were spent (the kept fraction is logged). Overlong shaping: with L the
+completion's length (every token after the prompt, search results included, since the
+budget that truncates a trajectory is on its total length) and L_max its budget, a
+completion within `overlong_buffer` of L_max gets - overlong_penalty * (L - (L_max - buffer)) / buffer added to
+its reward; a truncated one is masked out of the loss and left out of its group's
+statistics (`truncated: mask`) or gets the full penalty (`truncated: penalise`).
+
+A compact loop of our own: TRL's GRPOTrainer has the DAPO loss but neither dynamic sampling
+nor a stable multi-turn tool loop. Reused: the rollout engine, `render`, the backends'
+log-probs, the rewards, peft's adapter saving. After every optimiser step the gpu backend
+pushes the LoRA weights to its vLLM engine (`sync_lora`); the cpu backend samples from the
+training model itself. A checkpoint (trainable weights, optimiser, RNG states, curriculum,
+step) is written every `save_every` steps; rerunning the same command resumes from it (on
+the CPU to the same adapter; vLLM's sampling is not seeded per step, so a resumed GPU run
+continues correctly but not bit for bit).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from minisearch.agent.rollout import RolloutConfig, render, rollout
+from minisearch.errors import UserError
+from minisearch.jsonl import read_jsonl, write_jsonl
+from minisearch.pipeline.checkpoint import load_state, save_state
+from minisearch.pipeline.rundir import stage_folder, trim_metrics
+from minisearch.train.curriculum import Curriculum
+from minisearch.train.dapo_math import dapo_loss, group_advantages, informative, overlong_shaping
+from minisearch.train.rewards import RewardConfig, read_output, reward_parts
+
+TRUNCATED = ("mask", "penalise")
+
+
+@dataclass
+class DapoConfig:
+    tasks: str                      # RAMP or QA tasks (JSONL)
+    index: str
+    model: str
+    out: str
+    adapter: str | None = None      # start from this adapter (the SFT stage's), else a fresh LoRA
+    backend: str = "cpu"
+    lora_rank: int = 16
+    steps: int = 20
+    batch_tasks: int = 8            # groups kept per step
+    group: int = 4                  # G: samples per task
+    max_gen_rounds: int = 3         # dynamic sampling: generation rounds per step at most
+    updates: int = 2                # mini-batches (optimiser steps) per batch
+    lr: float = 1e-4
+    eps_low: float = 0.2
+    eps_high: float = 0.28
+    kl_coef: float = 0.0
+    overlong_buffer: int = 128
+    overlong_penalty: float = 1.0
+    truncated: str = "mask"         # mask | penalise
+    curriculum: str = "staged"      # staged | mixed
+    promote_steps: int = 10
+    promote_reward: float = 0.0
+    save_every: int = 5
+    samples_per_step: int = 2
+    eval_tasks: str | None = None
+    eval_limit: int = 64
+    judge_model: str | None = None  # the model that judges answers when reward.answer is "judge"
+    judge_timeout: float = 60.0
+    seed: int = 0
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(temperature=1.0))
+
+    def __post_init__(self):
+        if self.truncated not in TRUNCATED:
+            raise UserError(f"truncated={self.truncated!r}: choose one of {', '.join(TRUNCATED)}")
+        if self.group < 2:
+            raise UserError(f"group={self.group}: DAPO compares samples of a task, so it needs group >= 2")
+        for name in ("steps", "batch_tasks", "updates", "max_gen_rounds", "save_every"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name}={getattr(self, name)}: it must be at least 1")
+        if self.reward.answer == "judge" and not self.judge_model:
+            raise UserError("the judge reward needs a model to judge with: --judge-model PATH_OR_ID")
+
+
+# ---- one step: sample, score, keep informative groups ----
+
+@dataclass
+class Sample:
+    task: dict
+    traj: object                    # rollout.Trajectory
+    parts: dict                     # reward parts
+    reward: float
+    truncated: bool
+
+
+def score_groups(trajs, by_id: dict, cfg: DapoConfig, prompt_len: dict, reward_fn=None,
+                 judge=None) -> list[list[Sample]]:
+    """Group the trajectories by task and score each (reward parts + overlong shaping)."""
+    groups: dict[str, list[Sample]] = {}
+    budget_total = cfg.rollout.max_total_tokens
+    judged = [None] * len(trajs)
+    if judge is not None and reward_fn is None:  # one judge batch for the whole round
+        outcomes = [read_output(t.completion_text()) for t in trajs]
+        judged = judge.score([(by_id[t.task_id], o.answer) for t, o in zip(trajs, outcomes)])
+    for t, verdict in zip(trajs, judged):
+        task = by_id[t.task_id]
+        parts = reward_fn(task, t) if reward_fn else reward_parts(task, t.completion_text(), cfg.reward, verdict)
+        length, budget = len(t.ids) - prompt_len[t.task_id], budget_total - prompt_len[t.task_id]
+        truncated = t.end == "length"
+        if truncated:
+            shaped = -cfg.overlong_penalty if cfg.truncated == "penalise" else 0.0
+        else:
+            shaped = overlong_shaping(length, budget, cfg.overlong_buffer, cfg.overlong_penalty)
+        groups.setdefault(t.task_id, []).append(Sample(task, t, parts, parts["reward"] + shaped, truncated))
+    return list(groups.values())
+
+
+def valid_members(groups: list[list[Sample]], cfg: DapoConfig):
+    """(N, G) bool: the samples that count in their group (truncated ones do not when masked)."""
+    import torch
+
+    return torch.tensor([[not (s.truncated and cfg.truncated == "mask") for s in g] for g in groups])
+
+
+def collect(backend, searcher, curriculum: Curriculum, rng: random.Random, cfg: DapoConfig, reward_fn=None,
+            judge=None):
+    """Sample groups until `batch_tasks` informative ones are kept (or the round cap); returns
+    (kept groups, every sample generated, generated group count)."""
+    import torch
+
+    kept, every, generated = [], [], 0
+    rcfg = replace(cfg.rollout, group=cfg.group)
+    for _ in range(cfg.max_gen_rounds):
+        tasks = curriculum.sample(rng, cfg.batch_tasks - len(kept))
+        tasks = [{**t, "id": f"{t['id']}@{generated + i}"} for i, t in enumerate(tasks)]  # a task may recur
+        by_id = {t["id"]: t for t in tasks}
+        trajs = rollout(tasks, backend.generate, searcher.search, backend.tokenizer, rcfg)
+        prompt_len = {t.task_id: len(t.segments[0].token_ids) for t in trajs}
+        groups = score_groups(trajs, by_id, cfg, prompt_len, reward_fn, judge)
+        generated += len(groups)
+        every += [s for g in groups for s in g]
+        rewards = torch.tensor([[s.reward for s in g] for g in groups])  # (N, G)
+        kept += [g for g, ok in zip(groups, informative(rewards, valid_members(groups, cfg)).tolist()) if ok]
+        if len(kept) >= cfg.batch_tasks:
+            break
+    return kept[:cfg.batch_tasks], every, generated
+
+
+# ---- the update ----
+
+def update(backend, groups: list[list[Sample]], cfg: DapoConfig, optimizer) -> dict:
+    """Advantages, old log-probs, then `updates` optimiser steps over mini-batches; returns stats."""
+    import torch
+    from torch.nn.utils.rnn import pad_sequence
+
+    samples = [s for g in groups for s in g]
+    rewards = torch.tensor([[s.reward for s in g] for g in groups])          # (N, G)
+    advantages = group_advantages(rewards, valid_members(groups, cfg)).flatten()  # (N * G,)
+    rows = [render(s.traj) for s in samples]
+    seqs = [ids for ids, _ in rows]
+    # the loss mask, shifted like the log-probs (position t scores token t + 1); truncated
+    # samples are masked out entirely when the recipe says so
+    masks = [torch.tensor(m[1:], dtype=torch.float32) * (0.0 if s.truncated and cfg.truncated == "mask" else 1.0)
+             for (_, m), s in zip(rows, samples)]
+    backend.model.eval()
+    with torch.no_grad():
+        old = backend.token_logprobs(seqs)                                  # pi_old, recomputed
+        ref = None
+        if cfg.kl_coef > 0:
+            with backend.model.disable_adapter():
+                ref = backend.token_logprobs(seqs)
+    order = list(range(len(samples)))
+    chunks = [order[i::cfg.updates] for i in range(cfg.updates) if order[i::cfg.updates]]
+    stats = {"loss": 0.0, "clip": 0.0, "entropy": 0.0}
+    backend.model.train()
+    params = [p for p in backend.model.parameters() if p.requires_grad]
+    for chunk in chunks:
+        new, ent = backend.token_logprobs([seqs[i] for i in chunk], grad=True, entropy=True)
+        logp = pad_sequence(new, batch_first=True)                          # (b, T)
+        old_lp = pad_sequence([old[i] for i in chunk], batch_first=True)    # (b, T)
+        mask = pad_sequence([masks[i] for i in chunk], batch_first=True)    # (b, T)
+        ref_lp = pad_sequence([ref[i] for i in chunk], batch_first=True) if ref else None
+        loss, clip = dapo_loss(logp, old_lp, advantages[chunk], mask, cfg.eps_low, cfg.eps_high, ref_lp, cfg.kl_coef)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        if hasattr(backend, "sync_lora"):
+            backend.sync_lora()  # the sampler draws the next batch from the updated adapter
+        entropy = pad_sequence(ent, batch_first=True)
+        stats["loss"] += loss.item() / len(chunks)
+        stats["clip"] += clip.item() / len(chunks)
+        stats["entropy"] += float((entropy * mask).sum() / mask.sum().clamp(min=1)) / len(chunks)
+    return stats
+
+
+# ---- the stage ----
+
+def step_row(step: int, k: int, every: list[Sample], kept: list, generated: int, stats: dict, seconds: float) -> dict:
+    """The metrics line of one step: the policy's rewards over everything it sampled."""
+    n = max(1, len(every))
+    def mean(f):
+        return round(sum(f(s) for s in every) / n, 4)
+    model_tokens = mean(lambda s: sum(len(seg.token_ids) for seg in s.traj.segments if seg.who == "model"))
+    return {"step": step, "k": k, "reward": mean(lambda s: s.reward), "format": mean(lambda s: s.parts["format"]),
+            "answer": mean(lambda s: s.parts["answer"]), "kept": len(kept), "generated": generated,
+            "kept_fraction": round(len(kept) / max(1, generated), 4), "model_tokens": model_tokens,
+            "searches": mean(lambda s: s.traj.searches), "truncated": mean(lambda s: float(s.truncated)),
+            **{key: round(v, 4) for key, v in stats.items()}, "seconds": round(seconds, 1)}
+
+
+def write_samples(folder: Path, step: int, every: list[Sample], n: int) -> None:
+    """A few readable trajectories of this step: the task, the reward parts, the whole exchange."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for s in every[:n]:
+        lines += [f"## {s.task['id']}  reward {s.reward:.3f}  {json.dumps(s.parts)}", "", s.task["question"], "",
+                  s.traj.completion_text(), "", ""]
+    (folder / f"step-{step:04d}.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def run(cfg: DapoConfig, echo=print, reward_fn=None) -> Path:
+    """Train and write the stage folder (adapter/, samples/, metrics.jsonl, held-out eval).
+
+    `reward_fn(task, trajectory) -> {"reward", "format", "answer", ...}` replaces the recipe's
+    rewards (tests use it for a task a tiny model can learn in a few steps)."""
+    import torch
+    from tqdm import tqdm
+    from transformers import set_seed
+
+    from minisearch.agent.backends import load_backend
+    from minisearch.eval.evaluate import evaluate, evaluate_once
+    from minisearch.search import open_searcher
+
+    tasks = list(read_jsonl(cfg.tasks))
+    if not tasks:
+        raise UserError(f"{cfg.tasks} holds no tasks; make RAMP tasks with `minisearch ramp CORPUS --out DIR`")
+    eval_tasks = list(read_jsonl(cfg.eval_tasks))[:cfg.eval_limit] if cfg.eval_tasks else []
+    curriculum = Curriculum.from_tasks(tasks, cfg.curriculum, promote_steps=cfg.promote_steps,
+                                       promote_reward=cfg.promote_reward)
+    set_seed(cfg.seed)
+    backend = load_backend(cfg.backend, cfg.model, cfg.adapter, cfg.lora_rank)
+    params = [p for p in backend.model.parameters() if p.requires_grad]
+    if not params:
+        raise UserError("nothing to train: load the model with an adapter (--adapter) or a LoRA rank > 0")
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    rng = random.Random(cfg.seed)
+    judge = None
+    if cfg.reward.answer == "judge":
+        from minisearch.train.rewards import Judge
+
+        judge = Judge(load_backend(cfg.backend, cfg.judge_model), cfg.judge_timeout, cfg.reward.judge_fallback)
+    with stage_folder(cfg.out, asdict(cfg), resume=True) as (tmp, counts), open_searcher(cfg.index) as searcher:
+        greedy = replace(cfg.rollout, temperature=0.0, group=1)
+        before = evaluate_once(backend, searcher, eval_tasks, greedy, tmp / "eval_before.json") if eval_tasks else None
+        if before:
+            echo(f"dapo: held-out before training {before}")
+        start = 0
+        if (tmp / "checkpoint.pt").is_file():
+            state = load_state(tmp / "checkpoint.pt", backend.model, optimizer, rng)
+            curriculum.load_state(state["curriculum"])
+            start = state["step"]
+            if hasattr(backend, "sync_lora"):
+                backend.sync_lora()
+            echo(f"dapo: resuming after step {start}")
+        trim_metrics(tmp / "metrics.jsonl", start)
+        started = time.time()
+        bar = tqdm(range(start, cfg.steps), desc="dapo", unit=" steps", initial=start, total=cfg.steps,
+                   mininterval=2.0)
+        for step in bar:
+            k = curriculum.k
+            kept, every, generated = collect(backend, searcher, curriculum, rng, cfg, reward_fn, judge)
+            stats = update(backend, kept, cfg, optimizer) if kept else {"loss": 0.0, "clip": 0.0, "entropy": 0.0}
+            row = step_row(step + 1, k, every, kept, generated, stats, time.time() - started)
+            promoted = curriculum.update(row["reward"])
+            with (tmp / "metrics.jsonl").open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            write_samples(tmp / "samples", step + 1, every, cfg.samples_per_step)
+            bar.write(f"dapo step {step + 1}/{cfg.steps} k={k} reward {row['reward']:.3f} (format {row['format']:.2f} "
+                      f"answer {row['answer']:.2f}) kept {len(kept)}/{generated} tokens {row['model_tokens']:.0f} "
+                      f"searches {row['searches']:.2f} clip {row['clip']:.3f} entropy {row['entropy']:.2f}"
+                      + (f" -> stage k={curriculum.k}" if promoted else "") + f" {row['seconds']:.0f}s")
+            if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
+                save_state(tmp / "checkpoint.pt", backend.model, optimizer, rng, step=step + 1,
+                           curriculum=curriculum.state())
+        backend.save_adapter(tmp / "adapter")
+        history = list(read_jsonl(tmp / "metrics.jsonl"))
+        counts.update(steps=cfg.steps, resumed_after=start or None, final_stage_k=curriculum.k,
+                      first_reward=history[0]["reward"], final_reward=history[-1]["reward"],
+                      mean_kept_fraction=round(sum(h["kept_fraction"] for h in history) / len(history), 4),
+                      **({"judge_fallbacks": judge.fallbacks} if judge else {}))
+        if eval_tasks:
+            after, samples = evaluate(backend, searcher, eval_tasks, greedy)
+            write_jsonl(tmp / "eval_samples.jsonl", samples)
+            counts.update(eval_before=before, eval_after=after)
+            echo(f"dapo: held-out after training {after}")
+        (tmp / "checkpoint.pt").unlink(missing_ok=True)
+    echo(f"dapo: reward {counts['first_reward']:.3f} -> {counts['final_reward']:.3f} over {cfg.steps} steps; "
+         f"adapter in {Path(cfg.out) / 'adapter'}")
+    return Path(cfg.out)

@@ -1,0 +1,163 @@
+"""The traj stage: accepted trajectories for RAMP or QA tasks, from a teacher, then from
+the student itself (self-evolving rounds).
+
+    minisearch traj runs/demo/ramp/train.jsonl --index runs/demo/index --out runs/demo/traj
+    minisearch traj TASKS --index DIR --out DIR --teacher agents --teacher-model Qwen/Qwen2.5-7B-Instruct
+
+Round 0: the teacher (scripted for the toy world, or the multi-agent LLM teacher) works
+through the first `limit` tasks. Rejection keeps a trajectory only if its format is valid
+(it ended with an answer, after at least one search) and its answer is right: every span
+for RAMP, F1 >= `qa_f1` for QA. Round r >= 1: a student is fine-tuned (sft stage) on the
+pool so far, runs alone on `round_tasks` fresh tasks, and its correct trajectories join the
+pool. Writes `round-N.jsonl` (accepted only) and `stats.json` (acceptance rate and pool size
+per round).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from minisearch.errors import UserError
+from minisearch.eval.evaluate import score
+from minisearch.eval.metrics import is_ramp
+from minisearch.jsonl import read_jsonl, write_jsonl
+from minisearch.pipeline.rundir import stage_folder
+from minisearch.train.teachers import TeachConfig, teach
+
+
+@dataclass
+class TrajConfig:
+    tasks: str
+    index: str
+    out: str
+    teacher: str = "scripted"          # scripted | agents
+    teacher_model: str | None = None   # the model that plays the agents' roles
+    backend: str = "cpu"
+    corpus: str | None = None          # passage titles, for the scripted teacher's QA tasks
+    limit: int | None = None           # tasks for round 0 (all by default)
+    batch: int = 64                    # tasks per teaching batch
+    rounds: int = 1                    # 1 = teacher only; r > 1 adds r - 1 student rounds
+    round_tasks: int = 200             # fresh tasks per student round
+    student_model: str | None = None   # base model of the student in rounds >= 1
+    student_steps: int = 60
+    student_lr: float = 2e-3
+    qa_f1: float = 0.8
+    seed: int = 0
+    teach: TeachConfig = field(default_factory=TeachConfig)
+
+
+def judge(task: dict, answer: str | None, end: str, searches: int, qa_f1: float) -> tuple[bool, dict]:
+    """(accepted, reward parts): valid format, at least one search, and a right answer."""
+    parts = score(task, answer)
+    parts["format"] = float(end == "answer" and searches >= 1)
+    right = parts["all_spans"] == 1.0 if is_ramp(task) else parts["f1"] >= qa_f1
+    return bool(parts["format"] and right), parts
+
+
+def make_teacher(cfg: TrajConfig):
+    if cfg.teacher == "scripted":
+        from minisearch.train.teachers.scripted import ScriptedTeacher
+
+        names = {}
+        if cfg.corpus:
+            from minisearch.data.corpus import iter_passages
+            from minisearch.records import passage_titles
+
+            names = passage_titles(iter_passages(cfg.corpus))
+        return ScriptedTeacher(cfg.teach, names)
+    if cfg.teacher == "agents":
+        if not cfg.teacher_model:
+            raise UserError("the agents teacher needs a model to play its roles: --teacher-model PATH_OR_ID")
+        from minisearch.agent.backends import load_backend
+        from minisearch.train.teachers.agents import AgentTeacher
+
+        return AgentTeacher(load_backend(cfg.backend, cfg.teacher_model), cfg.teach)
+    raise UserError(f"unknown teacher {cfg.teacher!r}: choose scripted or agents")
+
+
+def select(records: list[dict], by_id: dict[str, dict], qa_f1: float) -> tuple[list[dict], dict]:
+    """The accepted records (with their reward parts) and how every attempt ended."""
+    accepted, ends = [], Counter()
+    for record in records:
+        ok, parts = judge(by_id[record["task_id"]], record["answer"], record["end"], len(record["queries"]), qa_f1)
+        ends[record["end"].split(":")[0]] += 1
+        if ok:
+            accepted.append({**record, "reward": parts})
+    return accepted, dict(ends)
+
+
+def teacher_round(tasks: list[dict], cfg: TrajConfig, searcher) -> list[dict]:
+    """Every task's trajectory by the teacher, right or wrong."""
+    from tqdm import tqdm
+
+    teacher = make_teacher(cfg)
+    records = []
+    for start in tqdm(range(0, len(tasks), cfg.batch), desc="teacher", unit=" batches", mininterval=2.0):
+        records += [e.record(cfg.teach.max_turns, teacher.name)
+                    for e in teach(tasks[start:start + cfg.batch], teacher, searcher.search, cfg.teach)]
+    return records
+
+
+def student_round(r: int, tasks: list[dict], pool: list[dict], cfg: TrajConfig, searcher, tmp: Path,
+                  echo) -> list[dict]:
+    """Fine-tune a student on the pool, then every task's trajectory by the student alone."""
+    from transformers import set_seed
+
+    from minisearch.agent.backends import load_backend
+    from minisearch.agent.rollout import RolloutConfig, rollout, to_record
+    from minisearch.train.sft import SftConfig
+    from minisearch.train.sft import run as sft_run
+
+    if not cfg.student_model:
+        raise UserError("self-evolving rounds need the student's base model: --student-model PATH")
+    work = tmp / f"student-{r}"
+    write_jsonl(work / "pool.jsonl", pool)
+    sft = SftConfig(data=str(work / "pool.jsonl"), model=cfg.student_model, out=str(work / "sft"),
+                    backend=cfg.backend, max_steps=cfg.student_steps, seed=cfg.seed + r, lr=cfg.student_lr)
+    set_seed(sft.seed)
+    student = load_backend(cfg.backend, cfg.student_model, lora_rank=sft.lora_rank)  # trained, then sampled
+    sft_run(sft, echo, backend=student)
+    rcfg = RolloutConfig(max_turns=cfg.teach.max_turns, topk=cfg.teach.topk, words_per_hit=cfg.teach.words_per_hit,
+                         temperature=0.0, max_new_tokens=256, max_total_tokens=2048)
+    by_id = {t["id"]: t for t in tasks}
+    return [to_record(traj, by_id[traj.task_id], cfg.teach.max_turns, f"student-{r}")
+            for traj in rollout(tasks, student.generate, searcher.search, student.tokenizer, rcfg)]
+
+
+def run(cfg: TrajConfig, echo=print) -> Path:
+    from minisearch.search import open_searcher
+
+    tasks = list(read_jsonl(cfg.tasks))
+    if not tasks:
+        raise UserError(f"{cfg.tasks} holds no tasks; make RAMP tasks with `minisearch ramp CORPUS --out DIR`")
+    random.Random(cfg.seed).shuffle(tasks)
+    by_id = {t["id"]: t for t in tasks}
+    first = cfg.limit or len(tasks)
+    stats, pool = [], []
+    with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts), open_searcher(cfg.index) as searcher:
+        for r in range(cfg.rounds):
+            chunk = tasks[:first] if r == 0 else tasks[first + (r - 1) * cfg.round_tasks:][:cfg.round_tasks]
+            if not chunk:
+                echo(f"traj: no fresh tasks left for round {r}; stopping")
+                break
+            records = teacher_round(chunk, cfg, searcher) if r == 0 else student_round(r, chunk, pool, cfg,
+                                                                                         searcher, tmp, echo)
+            accepted, ends = select(records, by_id, cfg.qa_f1)
+            pool += accepted
+            write_jsonl(tmp / f"round-{r}.jsonl", accepted)
+            row = {"round": r, "who": cfg.teacher if r == 0 else f"student-{r}", "tasks": len(chunk),
+                   "accepted": len(accepted), "acceptance": round(len(accepted) / len(chunk), 4),
+                   "pool": len(pool), "ends": ends}
+            stats.append(row)
+            echo(f"traj round {r} ({row['who']}): {row['accepted']}/{row['tasks']} accepted "
+                 f"({row['acceptance']:.0%}), pool {row['pool']}")
+        if not pool:
+            raise UserError("no trajectory was accepted; look at the teacher's answers (is the index the "
+                            "corpus the tasks came from?)")
+        (tmp / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+        counts.update(rounds=stats, pool=len(pool))
+    return Path(cfg.out)
