@@ -1,5 +1,6 @@
 """SFT step time on the CPU: the output layer on every position (the model's own loss) against
-only the target positions (`minisearch.train.sft.target_loss`, what the CPU trainer uses).
+only the target positions, from hidden states in micro-batches (`minisearch.train.sft.batch_backward`,
+what the trainer uses on both backends).
 
     python bench/sft_step.py --model runs/demo/model --traj runs/demo/traj/round-0.jsonl
 
@@ -36,18 +37,26 @@ def main() -> None:
     collate = sft.collate(backend.tokenizer.pad_token_id)
     batches = [collate(rows[i:i + args.batch_size]) for i in range(0, args.steps * args.batch_size, args.batch_size)]
     opt = torch.optim.AdamW([p for p in backend.model.parameters() if p.requires_grad], lr=1e-5)
-    ways = {"every position (model loss)": lambda b: backend.model(**b).loss,
-            "target positions only": lambda b: sft.target_loss(backend.model, b)[0]}
+    def model_loss(batch, backward=True):
+        loss = backend.model(**batch).loss
+        if backward:
+            loss.backward()
+        return loss.item()
+
+    def targets_only(batch, backward=True):
+        total = float((batch["labels"][:, 1:] != -100).sum())
+        return sft.batch_backward(backend, batch, total, sft.SftConfig.micro_tokens, backward)["loss"]
+
+    ways = {"every position (model loss)": model_loss, "target positions only": targets_only}
     seconds = {name: [] for name in ways}
     with torch.no_grad():
-        losses = {name: way(batches[0]).item() for name, way in ways.items()}
+        losses = {name: way(batches[0], backward=False) for name, way in ways.items()}
     for _ in range(args.rounds):
         for name, way in ways.items():
             start = time.perf_counter()
             for batch in batches:
-                loss = way(batch)
                 opt.zero_grad()
-                loss.backward()
+                way(batch)
                 opt.step()
             seconds[name].append((time.perf_counter() - start) / len(batches))
     base = min(seconds["every position (model loss)"])

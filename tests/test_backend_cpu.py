@@ -22,6 +22,15 @@ def backend(model_dir):
     return CpuBackend(model_dir, lora_rank=4)
 
 
+def moved_lora(backend):
+    """LoRA B starts at zero: move it so the adapter changes the model's output."""
+    with torch.no_grad():
+        for name, p in backend.model.named_parameters():
+            if "lora_B" in name:
+                p.add_(0.05)
+    return backend
+
+
 def test_generate_shapes_and_logprobs_match_recomputation(backend):
     tok = backend.tokenizer
     prompts = [tok("The river")["input_ids"], tok("Ostrivel is a city of")["input_ids"], [tok.eos_token_id]]
@@ -56,11 +65,7 @@ def test_greedy_is_deterministic(backend):
 
 
 def test_adapter_saves_and_reloads(model_dir, tmp_path):
-    first = CpuBackend(model_dir, lora_rank=4)
-    with torch.no_grad():
-        for name, p in first.model.named_parameters():
-            if "lora_B" in name:
-                p.add_(0.05)
+    first = moved_lora(CpuBackend(model_dir, lora_rank=4))
     seq = [first.tokenizer("The river flows")["input_ids"]]
     base = CpuBackend(model_dir).token_logprobs(seq)[0]
     tuned = first.token_logprobs(seq)[0]
@@ -130,3 +135,33 @@ def test_a_loaded_adapter_goes_on_training_its_embeddings_or_keeps_them_fixed(mo
     moved = (emb(torch.tensor(seq)) - before).abs().amax().item()
     assert (moved > 0) == (train_embeddings is None)  # the tiny model's adapter trains them unless told not to
     assert any(not torch.equal(p, lora[n]) for n, p in b.model.named_parameters() if n in lora)  # LoRA learns
+
+
+def test_an_adapter_that_does_not_fit_is_an_error_naming_its_keys(model_dir, tmp_path):
+    """peft loads unknown keys as nothing; the backends refuse them and say which."""
+    from safetensors.torch import load_file, save_file
+
+    CpuBackend(model_dir, lora_rank=4).save_adapter(tmp_path / "adapter")
+    path = tmp_path / "adapter" / "adapter_model.safetensors"
+    tensors = load_file(str(path))
+    name = next(k for k in tensors if "q_proj.lora_A" in k)
+    tensors[name.replace("q_proj", "qq_proj")] = tensors.pop(name)  # as if from another architecture
+    save_file(tensors, str(path))
+    with pytest.raises(UserError, match=r"does not fit this model: 1 missing \(e\.g\. .*q_proj.*1 unexpected"):
+        CpuBackend(model_dir, adapter=tmp_path / "adapter")
+
+
+def test_one_backend_switches_adapters_resets_and_closes(model_dir, tmp_path):
+    first = moved_lora(CpuBackend(model_dir, lora_rank=4))
+    first.save_adapter(tmp_path / "tuned")
+    seq = [first.tokenizer("The river flows")["input_ids"]]
+    tuned, base = first.token_logprobs(seq)[0], CpuBackend(model_dir).token_logprobs(seq)[0]
+    with CpuBackend(model_dir, lora_rank=4) as b:
+        b.use_adapter(tmp_path / "tuned")
+        assert torch.allclose(b.token_logprobs(seq)[0], tuned, atol=1e-6)
+        b.use_adapter(None)
+        assert torch.allclose(b.token_logprobs(seq)[0], base, atol=1e-6)
+        b.reset_adapter(seed=3)  # a fresh LoRA: B = 0, so the base's log-probs, and trainable again
+        assert torch.allclose(b.token_logprobs(seq)[0], base, atol=1e-6)
+        assert any(p.requires_grad for n, p in b.model.named_parameters() if "lora_" in n)
+    assert b.model is None  # closed on leaving the block

@@ -33,9 +33,12 @@ def trajectories(toy_env, tmp_path_factory):
     return path
 
 
-def test_target_loss_equals_the_full_loss_with_a_trained_lora(toy_run, trajectories):
-    """The CPU trainer's loss applies the output layer only at target positions; with LoRA and
-    embedding weights moved away from their start, it equals the model's own loss."""
+@pytest.mark.parametrize("micro_tokens", [1, 700, 100_000])
+def test_the_micro_batched_loss_and_gradients_equal_the_models_own(toy_run, trajectories, micro_tokens):
+    """The SFT step scores only the targets, from hidden states, micro-batch by micro-batch;
+    with LoRA and embedding weights moved away from their start, its loss and gradients equal
+    those of the model's own full-logits loss over the whole batch, for any micro-batch size
+    (1 token: one sequence at a time)."""
     import torch
 
     from minisearch.agent.backends.cpu import CpuBackend
@@ -48,12 +51,17 @@ def test_target_loss_equals_the_full_loss_with_a_trained_lora(toy_run, trajector
                 p.add_(0.05 * torch.randn_like(p))  # LoRA B starts at zero: make it count
     rows, _ = sft.examples(backend.tokenizer, list(read_jsonl(trajectories))[:4], max_len=4096)
     batch = sft.collate(backend.tokenizer.pad_token_id)(rows)
-    with torch.no_grad():
-        full = backend.model(**batch).loss
-        mine, logits, targets = sft.target_loss(backend.model, batch)
-    assert mine.item() == pytest.approx(full.item(), rel=1e-5)
-    assert logits.shape == (int((batch["labels"][:, 1:] != -100).sum()), len(backend.tokenizer))
-    assert torch.equal(targets, batch["labels"][:, 1:][batch["labels"][:, 1:] != -100])
+    params = [p for p in backend.model.parameters() if p.requires_grad]
+    full = backend.model(**batch).loss
+    full.backward()
+    expected = [p.grad.clone() for p in params]
+    backend.model.zero_grad()
+    targets = int((batch["labels"][:, 1:] != -100).sum())
+    out = sft.batch_backward(backend, batch, targets, micro_tokens)
+    assert out["loss"] == pytest.approx(full.item(), rel=1e-5)
+    assert out["targets"] == targets and 0 <= out["hits"] <= targets
+    for p, g in zip(params, expected):
+        assert torch.allclose(p.grad, g, rtol=1e-4, atol=1e-6)
 
 
 def test_labels_are_the_model_tokens_only(toy_env, trajectories):

@@ -16,6 +16,7 @@ EM and F1.
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -86,16 +87,22 @@ def run(cfg: EvalConfig, echo=print) -> Path:
                "retriever": f"{meta['backend']} BM25", "topk": cfg.rollout.topk, "max_turns": cfg.rollout.max_turns,
                "words_per_hit": cfg.rollout.words_per_hit}
     rows, cells = [], []
-    with stage_folder(cfg.out, asdict(cfg), resume=True) as (tmp, counts), open_searcher(cfg.index) as searcher:
+    backend, current = None, None  # one model for every adapter, loaded only if a cell is still to measure
+    with stage_folder(cfg.out, asdict(cfg), resume=True) as (tmp, counts), open_searcher(cfg.index) as searcher, \
+            ExitStack() as owned:
         (tmp / "cells").mkdir(exist_ok=True)
         for label, adapter in cfg.models.items():
-            backend = None  # loaded once per model, only if one of its cells is still to measure
             rag = adapter is None and "rag-pe" in cfg.baselines
             for row, retrieve_once in ([(f"RAG-PE ({label})", True)] if rag else []) + [(label, False)]:
                 for name, tasks in sets.items():
                     path = tmp / "cells" / f"{_slug(row)}--{_slug(name)}.json"
                     if not path.is_file():
-                        backend = backend or load_backend(cfg.backend, cfg.model, adapter)
+                        if backend is None:  # loaded with an adapter, so the gpu backend takes its LoRA rank
+                            current = next((a for a in cfg.models.values() if a), None)
+                            backend = owned.enter_context(load_backend(cfg.backend, cfg.model, current))
+                        if adapter != current:
+                            backend.use_adapter(adapter)  # same engine, a new LoRA request
+                            current = adapter
                         metrics, samples = _measure(backend, searcher, tasks, cfg.rollout, retrieve_once)
                         write_jsonl(path.with_suffix(".jsonl"), [{"model": row, "set": name, **s} for s in samples])
                         path.write_text(json.dumps(metrics) + "\n")

@@ -176,11 +176,12 @@ def run(cfg: RampConfig, echo=print) -> Path:
     if cfg.recover not in ("span", "title"):
         raise UserError(f"recover must be span or title, got {cfg.recover!r}")
     rng = random.Random(cfg.seed)
-    choose = weighted
+    choose, scorer = weighted, None
     if cfg.hard_model:
         from minisearch.agent.backends.cpu import CpuBackend
 
-        choose = hardest(CpuBackend(cfg.hard_model))
+        scorer = CpuBackend(cfg.hard_model)
+        choose = hardest(scorer)
     tasks, skipped = {"train": [], "dev": []}, Counter()
     searcher = None
     if cfg.index:
@@ -195,6 +196,8 @@ def run(cfg: RampConfig, echo=print) -> Path:
         skipped.update(why)
     if searcher is not None:
         searcher.close()
+    if scorer is not None:
+        scorer.close()
     if not tasks["train"]:
         raise UserError(f"{cfg.corpus}: no RAMP tasks could be made (skipped: {dict(skipped)})")
     with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts):

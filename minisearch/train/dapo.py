@@ -67,6 +67,8 @@ class DapoConfig:
     group: int = 4                  # G: samples per task
     max_gen_rounds: int = 3         # dynamic sampling: generation rounds per step at most
     updates: int = 2                # mini-batches (optimiser steps) per batch
+    micro_tokens: int = 8192        # padded tokens per forward/backward: bounds memory, not the math
+    grad_checkpoint: bool = True    # recompute the body's activations in backward (where the model allows)
     lr: float = 1e-4
     eps_low: float = 0.2
     eps_high: float = 0.28
@@ -92,7 +94,7 @@ class DapoConfig:
             raise UserError(f"truncated={self.truncated!r}: choose one of {', '.join(TRUNCATED)}")
         if self.group < 2:
             raise UserError(f"group={self.group}: DAPO compares samples of a task, so it needs group >= 2")
-        for name in ("steps", "batch_tasks", "updates", "max_gen_rounds", "save_every"):
+        for name in ("steps", "batch_tasks", "updates", "max_gen_rounds", "save_every", "micro_tokens"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name}={getattr(self, name)}: it must be at least 1")
         if self.reward.answer == "judge" and not self.judge_model:
@@ -166,9 +168,13 @@ def collect(backend, searcher, curriculum: Curriculum, rng: random.Random, cfg: 
 # ---- the update ----
 
 def update(backend, groups: list[list[Sample]], cfg: DapoConfig, optimizer) -> dict:
-    """Advantages, old log-probs, then `updates` optimiser steps over mini-batches; returns stats."""
+    """Advantages, old log-probs, then `updates` optimiser steps over mini-batches; returns stats.
+
+    Memory is bounded by `micro_tokens`, not by the batch: the old and reference passes run
+    micro-batch by micro-batch without gradients, and each mini-batch's gradient is
+    accumulated over its micro-batches, every term divided by the mini-batch's token count,
+    so the step is the one the whole mini-batch at once would take."""
     import torch
-    from torch.nn.utils.rnn import pad_sequence
 
     samples = [s for g in groups for s in g]
     rewards = torch.tensor([[s.reward for s in g] for g in groups])          # (N, G)
@@ -179,36 +185,54 @@ def update(backend, groups: list[list[Sample]], cfg: DapoConfig, optimizer) -> d
     # samples are masked out entirely when the recipe says so
     masks = [torch.tensor(m[1:], dtype=torch.float32) * (0.0 if s.truncated and cfg.truncated == "mask" else 1.0)
              for (_, m), s in zip(rows, samples)]
+    scored = [m > 0 for m in masks]
+    backend.micro_tokens = cfg.micro_tokens
     backend.model.eval()
-    with torch.no_grad():
-        old = backend.token_logprobs(seqs)                                  # pi_old, recomputed
-        ref = None
-        if cfg.kl_coef > 0:
-            with backend.model.disable_adapter():
-                ref = backend.token_logprobs(seqs)
+    old = backend.token_logprobs(seqs, scored=scored)                      # pi_old, recomputed
+    ref = None
+    if cfg.kl_coef > 0:
+        with backend.model.disable_adapter():
+            ref = backend.token_logprobs(seqs, scored=scored)
     order = list(range(len(samples)))
     chunks = [order[i::cfg.updates] for i in range(cfg.updates) if order[i::cfg.updates]]
     stats = {"loss": 0.0, "clip": 0.0, "entropy": 0.0}
     backend.model.train()
     params = [p for p in backend.model.parameters() if p.requires_grad]
     for chunk in chunks:
-        new, ent = backend.token_logprobs([seqs[i] for i in chunk], grad=True, entropy=True)
-        logp = pad_sequence(new, batch_first=True)                          # (b, T)
-        old_lp = pad_sequence([old[i] for i in chunk], batch_first=True)    # (b, T)
-        mask = pad_sequence([masks[i] for i in chunk], batch_first=True)    # (b, T)
-        ref_lp = pad_sequence([ref[i] for i in chunk], batch_first=True) if ref else None
-        loss, clip = dapo_loss(logp, old_lp, advantages[chunk], mask, cfg.eps_low, cfg.eps_high, ref_lp, cfg.kl_coef)
         optimizer.zero_grad()
-        loss.backward()
+        part = accumulate(backend, chunk, seqs, scored, masks, old, ref, advantages, cfg)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
-        if hasattr(backend, "sync_lora"):
-            backend.sync_lora()  # the sampler draws the next batch from the updated adapter
-        entropy = pad_sequence(ent, batch_first=True)
-        stats["loss"] += loss.item() / len(chunks)
-        stats["clip"] += clip.item() / len(chunks)
-        stats["entropy"] += float((entropy * mask).sum() / mask.sum().clamp(min=1)) / len(chunks)
+        for key in stats:
+            stats[key] += part[key] / len(chunks)
+    backend.sync_lora()  # the sampler draws the next batch from the updated adapter
     return stats
+
+
+def accumulate(backend, chunk: list[int], seqs, scored, masks, old, ref, advantages, cfg: DapoConfig) -> dict:
+    """The gradient of one mini-batch (`chunk`, indices into seqs), summed over micro-batches of
+    at most `cfg.micro_tokens` padded tokens; returns its loss, clip fraction and entropy."""
+    from torch.nn.utils.rnn import pad_sequence
+
+    from minisearch.agent.backends.scoring import micro_batches
+
+    tokens = sum(float(masks[i].sum()) for i in chunk) or 1.0
+    out = {"loss": 0.0, "clip": 0.0, "entropy": 0.0}
+    for micro in micro_batches([len(seqs[i]) for i in chunk], cfg.micro_tokens):
+        idx = [chunk[j] for j in micro]
+        new, ent = backend.token_logprobs([seqs[i] for i in idx], grad=True, entropy=True,
+                                          scored=[scored[i] for i in idx])
+        logp = pad_sequence(new, batch_first=True)                          # (b, T)
+        old_lp = pad_sequence([old[i] for i in idx], batch_first=True)      # (b, T)
+        mask = pad_sequence([masks[i] for i in idx], batch_first=True)      # (b, T)
+        ref_lp = pad_sequence([ref[i] for i in idx], batch_first=True) if ref else None
+        loss, clip = dapo_loss(logp, old_lp, advantages[idx], mask, cfg.eps_low, cfg.eps_high, ref_lp,
+                               cfg.kl_coef, tokens=tokens)
+        loss.backward()
+        out["loss"] += loss.item()
+        out["clip"] += clip.item()
+        out["entropy"] += float((pad_sequence(ent, batch_first=True) * mask).sum()) / tokens
+    return out
 
 
 # ---- the stage ----
@@ -241,13 +265,12 @@ def run(cfg: DapoConfig, echo=print, reward_fn=None) -> Path:
 
     `reward_fn(task, trajectory) -> {"reward", "format", "answer", ...}` replaces the recipe's
     rewards (tests use it for a task a tiny model can learn in a few steps)."""
+    from contextlib import ExitStack
+
     import torch
-    from tqdm import tqdm
     from transformers import set_seed
 
     from minisearch.agent.backends import load_backend
-    from minisearch.eval.evaluate import evaluate, evaluate_once
-    from minisearch.search import open_searcher
 
     tasks = list(read_jsonl(cfg.tasks))
     if not tasks:
@@ -256,17 +279,33 @@ def run(cfg: DapoConfig, echo=print, reward_fn=None) -> Path:
     curriculum = Curriculum.from_tasks(tasks, cfg.curriculum, promote_steps=cfg.promote_steps,
                                        promote_reward=cfg.promote_reward)
     set_seed(cfg.seed)
-    backend = load_backend(cfg.backend, cfg.model, cfg.adapter, cfg.lora_rank)
-    params = [p for p in backend.model.parameters() if p.requires_grad]
-    if not params:
-        raise UserError("nothing to train: load the model with an adapter (--adapter) or a LoRA rank > 0")
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    rng = random.Random(cfg.seed)
-    judge = None
-    if cfg.reward.answer == "judge":
-        from minisearch.train.rewards import Judge
+    with ExitStack() as owned:  # closed at the end, so the next stage finds the GPU free
+        backend = owned.enter_context(load_backend(cfg.backend, cfg.model, cfg.adapter, cfg.lora_rank))
+        backend.set_grad_checkpoint(cfg.grad_checkpoint)
+        params = [p for p in backend.model.parameters() if p.requires_grad]
+        if not params:
+            raise UserError("nothing to train: load the model with an adapter (--adapter) or a LoRA rank > 0")
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+        rng = random.Random(cfg.seed)
+        judge = None
+        if cfg.reward.answer == "judge":
+            from minisearch.train.rewards import Judge
 
-        judge = Judge(load_backend(cfg.backend, cfg.judge_model), cfg.judge_timeout, cfg.reward.judge_fallback)
+            judge_model = owned.enter_context(load_backend(cfg.backend, cfg.judge_model))  # beside the policy
+            judge = Judge(judge_model, cfg.judge_timeout, cfg.reward.judge_fallback)
+        counts = _train(cfg, backend, optimizer, rng, judge, curriculum, eval_tasks, echo, reward_fn)
+    echo(f"dapo: reward {counts['first_reward']:.3f} -> {counts['final_reward']:.3f} over {cfg.steps} steps; "
+         f"adapter in {Path(cfg.out) / 'adapter'}")
+    return Path(cfg.out)
+
+
+def _train(cfg: DapoConfig, backend, optimizer, rng, judge, curriculum, eval_tasks, echo, reward_fn) -> dict:
+    """The steps, resumable, inside the stage folder; returns its counts."""
+    from tqdm import tqdm
+
+    from minisearch.eval.evaluate import evaluate, evaluate_once
+    from minisearch.search import open_searcher
+
     with stage_folder(cfg.out, asdict(cfg), resume=True) as (tmp, counts), open_searcher(cfg.index) as searcher:
         greedy = replace(cfg.rollout, temperature=0.0, group=1)
         before = evaluate_once(backend, searcher, eval_tasks, greedy, tmp / "eval_before.json") if eval_tasks else None
@@ -277,8 +316,7 @@ def run(cfg: DapoConfig, echo=print, reward_fn=None) -> Path:
             state = load_state(tmp / "checkpoint.pt", backend.model, optimizer, rng)
             curriculum.load_state(state["curriculum"])
             start = state["step"]
-            if hasattr(backend, "sync_lora"):
-                backend.sync_lora()
+            backend.sync_lora()
             echo(f"dapo: resuming after step {start}")
         trim_metrics(tmp / "metrics.jsonl", start)
         started = time.time()
@@ -312,6 +350,4 @@ def run(cfg: DapoConfig, echo=print, reward_fn=None) -> Path:
             counts.update(eval_before=before, eval_after=after)
             echo(f"dapo: held-out after training {after}")
         (tmp / "checkpoint.pt").unlink(missing_ok=True)
-    echo(f"dapo: reward {counts['first_reward']:.3f} -> {counts['final_reward']:.3f} over {cfg.steps} steps; "
-         f"adapter in {Path(cfg.out) / 'adapter'}")
-    return Path(cfg.out)
+    return counts

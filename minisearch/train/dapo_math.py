@@ -40,10 +40,13 @@ def informative(rewards, valid=None):
 
 
 def dapo_loss(logp, old_logp, advantages, mask, eps_low: float = 0.2, eps_high: float = 0.28,
-              ref_logp=None, kl_coef: float = 0.0):
+              ref_logp=None, kl_coef: float = 0.0, tokens=None):
     """The clipped token-level policy loss and its clip fraction.
 
     logp, old_logp, mask, ref_logp: (B, T); advantages: (B,). Returns (loss, clip_fraction).
+    `tokens`: the denominator, sum m_it over the whole mini-batch when these B rows are one
+    micro-batch of it (the terms of its micro-batches then add up to the mini-batch's loss);
+    default this batch's own count.
     """
     import torch
 
@@ -57,7 +60,7 @@ def dapo_loss(logp, old_logp, advantages, mask, eps_low: float = 0.2, eps_high: 
     if ref_logp is not None and kl_coef > 0:
         delta = torch.where(keep, ref_logp - logp, torch.zeros_like(logp))
         per_token = per_token + kl_coef * (torch.exp(delta) - delta - 1)  # k3 estimate of KL(pi || ref)
-    tokens = mask.sum().clamp(min=1)
+    tokens = mask.sum().clamp(min=1) if tokens is None else tokens
     loss = (per_token * mask).sum() / tokens
     clip_fraction = ((clipped < unclipped).to(logp.dtype) * mask).sum() / tokens
     return loss, clip_fraction.detach()

@@ -11,7 +11,10 @@ prompt and every `<information>` block are context, never targets:
 
 Training is transformers' `Trainer` (it honours -100 labels, and brings gradient
 accumulation, length-grouped batches, checkpoints with optimiser and RNG state, and resume);
-on the gpu backend the model is Unsloth's, which patches the same Trainer. One log line per
+on the gpu backend the model is Unsloth's, which patches the same Trainer. The step itself is
+`batch_backward`: micro-batches of at most `micro_tokens` padded tokens, each scored from the
+body's hidden states with the output layer only at targets (`agent/backends/scoring.py`;
+never `outputs.logits`, which Unsloth leaves empty when given labels). One log line per
 step (loss, token accuracy on the targets, learning rate) and `metrics.jsonl`. A killed run
 keeps `sft.tmp/checkpoints/`; rerunning the same command resumes from the last one.
 With `eval_tasks` and `index`, held-out accuracy is measured before and after training.
@@ -47,6 +50,8 @@ class SftConfig:
     batch_size: int = 8
     grad_accum: int = 1
     max_len: int = 2048             # longer trajectories are skipped and counted
+    micro_tokens: int = 8192        # padded tokens per forward/backward: bounds memory, not the math
+    grad_checkpoint: bool = True    # recompute the body's activations in backward (where the model allows)
     warmup_ratio: float = 0.05
     save_steps: int = 50
     seed: int = 0
@@ -94,21 +99,30 @@ def collate(pad_id: int):
     return fn
 
 
-def target_loss(model, inputs: dict, num_items_in_batch=None):
-    """The loss with the output layer applied only where a target is: the model's own tokens
-    are ~6% of a toy trajectory, and the 4,096-wide output layer was a third of a CPU step
-    (`python bench/sft_step.py`: 1.56x faster a step, the same loss). Returns (loss, target
-    logits, targets)."""
-    import torch
+def batch_backward(backend, batch: dict, total: float, micro_tokens: int, backward: bool = True) -> dict:
+    """The SFT loss of a padded batch, its gradient accumulated micro-batch by micro-batch:
 
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = inner.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
-    targets = inputs["labels"][:, 1:]                       # (B, T-1)
-    keep = targets != -100
-    logits = inner.lm_head(hidden[:, :-1][keep])            # (N, V): only where a target is
-    total = torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum")
-    n = num_items_in_batch if num_items_in_batch is not None else keep.sum()
-    return total / n, logits, targets[keep]
+        loss = - sum_{targets t} log p(x_t | x_<t) / total
+
+    (`total`: the target count of the whole accumulated batch, so any micro-batch size gives
+    the same loss and gradients). Scored by the backend from hidden states, the output layer
+    only at targets (`scoring.py`): the same function on both backends. Returns the loss,
+    the target count and the targets the model ranks first (token accuracy)."""
+    from minisearch.agent.backends.scoring import micro_batches, score
+
+    lengths = batch["attention_mask"].sum(dim=1).tolist()
+    seqs = [batch["input_ids"][i, :n].tolist() for i, n in enumerate(lengths)]
+    scored = [(batch["labels"][i, 1:n] != -100).tolist() for i, n in enumerate(lengths)]
+    out = {"loss": 0.0, "targets": 0, "hits": 0}
+    for micro in micro_batches(lengths, micro_tokens):
+        s = score(backend, [seqs[i] for i in micro], [scored[i] for i in micro], grad=backward, hits=True)
+        loss = -sum(lp.sum() for lp in s.logprobs) / total
+        if backward:
+            loss.backward()
+        out["loss"] += loss.item()
+        out["targets"] += sum(sum(scored[i]) for i in micro)
+        out["hits"] += int(sum(h.sum() for h in s.hits))
+    return out
 
 
 def make_trainer(backend, rows: list[dict], cfg: SftConfig, folder: Path, echo):
@@ -117,22 +131,24 @@ def make_trainer(backend, rows: list[dict], cfg: SftConfig, folder: Path, echo):
     from transformers.trainer_callback import ProgressCallback
 
     class MaskedTrainer(Trainer):
-        """Trainer that also measures token accuracy on the targets."""
+        """Trainer whose step is `batch_backward` (micro-batches, hidden-state scoring); it also
+        measures token accuracy on the targets."""
 
         hits = total = 0
+        loss_is_scaled_for_ga = True  # each term is divided by the accumulated batch's target count
 
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if cfg.backend != "cpu" or return_outputs:
-                loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
-                logits, targets = outputs.logits[:, :-1], inputs["labels"][:, 1:]   # (B, T-1, V), (B, T-1)
-                keep = targets != -100
-                logits, targets = logits[keep], targets[keep]
-            else:
-                loss, logits, targets = target_loss(model, inputs, num_items_in_batch)
-            with torch.no_grad():
-                self.hits += int((logits.argmax(-1) == targets).sum())
-                self.total += int(targets.numel())
-            return (loss, outputs) if return_outputs else loss
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.model_accepts_loss_kwargs = True  # so the Trainer counts the targets of an accumulated batch
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            model.train()
+            inputs = self._prepare_inputs(inputs)
+            total = num_items_in_batch if num_items_in_batch is not None else (inputs["labels"][:, 1:] != -100).sum()
+            out = batch_backward(backend, inputs, max(1.0, float(total)), cfg.micro_tokens)
+            self.hits += out["hits"]
+            self.total += out["targets"]
+            return torch.tensor(out["loss"], device=inputs["input_ids"].device)
 
         def log(self, logs, start_time=None):
             if "loss" in logs and self.total:
@@ -179,21 +195,34 @@ def latest_checkpoint(folder: Path) -> str | None:
 
 def run(cfg: SftConfig, echo=print, backend=None) -> Path:
     """Train and write the stage folder; `backend`: one already loaded from `cfg.model` with a
-    fresh LoRA (the traj stage passes its student's, so the model is loaded once)."""
-    from contextlib import ExitStack
-
+    fresh LoRA (the traj stage passes its student's, so the model is loaded once). A backend
+    this function loads, it closes."""
     from transformers import set_seed
 
     from minisearch.agent.backends import load_backend
-    from minisearch.eval.evaluate import evaluate, evaluate_once
 
     if bool(cfg.eval_tasks) != bool(cfg.index):
         raise UserError("a held-out evaluation needs both the tasks and the index: --eval-tasks FILE --index DIR")
     records = [r for f in trajectory_files(cfg.data) for r in read_jsonl(f)]
     eval_tasks = list(read_jsonl(cfg.eval_tasks))[:cfg.eval_limit] if cfg.eval_tasks else []
-    if backend is None:
+    if backend is not None:
+        counts = _train(cfg, backend, records, eval_tasks, echo)
+    else:
         set_seed(cfg.seed)  # the fresh LoRA weights depend on it: same seed, same run
-        backend = load_backend(cfg.backend, cfg.model, cfg.adapter, cfg.lora_rank, cfg.train_embeddings)
+        with load_backend(cfg.backend, cfg.model, cfg.adapter, cfg.lora_rank, cfg.train_embeddings) as backend:
+            counts = _train(cfg, backend, records, eval_tasks, echo)
+    echo(f"sft: loss {counts['first_loss']:.3f} -> {counts['final_loss']:.3f} over {counts['steps']} steps; "
+         f"adapter in {Path(cfg.out) / 'adapter'}")
+    return Path(cfg.out)
+
+
+def _train(cfg: SftConfig, backend, records: list[dict], eval_tasks: list[dict], echo) -> dict:
+    """Held-out eval before, the resumable training, the adapter, eval after; returns the counts."""
+    from contextlib import ExitStack
+
+    from minisearch.eval.evaluate import evaluate, evaluate_once
+
+    backend.set_grad_checkpoint(cfg.grad_checkpoint)
     rows, skipped = examples(backend.tokenizer, records, cfg.max_len)
     if not rows:
         raise UserError(f"{cfg.data}: no trajectory fits in max_len={cfg.max_len} tokens (skipped {dict(skipped)})")
@@ -210,6 +239,7 @@ def run(cfg: SftConfig, echo=print, backend=None) -> Path:
         if resume:
             echo(f"sft: resuming from {resume}")
         trainer.train(resume_from_checkpoint=resume)
+        backend.sync_lora()  # the sampler must see the trained adapter, not the one it had before
         backend.save_adapter(tmp / "adapter")
         history = list(read_jsonl(tmp / "metrics.jsonl"))
         counts.update(trajectories=len(records), examples=len(rows), skipped=dict(skipped),
@@ -222,6 +252,4 @@ def run(cfg: SftConfig, echo=print, backend=None) -> Path:
             counts.update(eval_before=before, eval_after=after)
             echo(f"sft: held-out after training {after}")
         shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
-    echo(f"sft: loss {counts['first_loss']:.3f} -> {counts['final_loss']:.3f} over {counts['steps']} steps; "
-         f"adapter in {Path(cfg.out) / 'adapter'}")
-    return Path(cfg.out)
+    return counts

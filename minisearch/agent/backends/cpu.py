@@ -16,7 +16,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from minisearch.agent.backends import Completion, sequence_logprobs
+from minisearch.agent.backends import Backend, Completion, free_memory
+from minisearch.agent.backends.adapters import check_adapter, read_adapter
 from minisearch.agent.protocol import TAGS
 from minisearch.errors import UserError
 from minisearch.tiny.model import tiny_model_info
@@ -24,23 +25,45 @@ from minisearch.tiny.model import tiny_model_info
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-class CpuBackend:
+class CpuBackend(Backend):
     def __init__(self, model: str | Path, adapter: str | Path | None = None, lora_rank: int = 0,
                  device: str = "cpu", dtype: torch.dtype = torch.float32, train_embeddings: bool | None = None):
         hf_logging.disable_progress_bar()  # a bar per model load would clutter chat and stage logs
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(model))
-            base = AutoModelForCausalLM.from_pretrained(str(model), dtype=dtype)
         except OSError as e:
-            raise UserError(f"cannot load a model from {model} ({e}); for the tiny CPU model run "
-                            "`minisearch model init --corpus CORPUS --out DIR`") from e
+            raise _not_a_model(model, e) from e
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if train_embeddings is None:  # auto: a model built by `minisearch model init` has no pretrained embeddings
             train_embeddings = bool(tiny_model_info(model))
-        self.model = _with_lora(base, adapter, lora_rank, tag_token_ids(self.tokenizer), train_embeddings).to(device)
-        self.device = device
+        self.source, self.device, self.dtype, self.train_embeddings = model, device, dtype, train_embeddings
+        self.lora_rank = lora_rank
+        self.model = self._load(adapter, lora_rank)
+
+    def _load(self, adapter, rank):
+        """The base model from disk with the adapter (or a new LoRA of `rank`, or none)."""
+        try:
+            base = AutoModelForCausalLM.from_pretrained(str(self.source), dtype=self.dtype)
+        except OSError as e:
+            raise _not_a_model(self.source, e) from e
+        model = _with_lora(base, adapter, rank, tag_token_ids(self.tokenizer), self.train_embeddings)
+        return model.to(self.device)
+
+    def use_adapter(self, adapter: str | Path | None) -> None:
+        """Score and sample with the adapter at `adapter` (None: the bare base) from now on.
+        On the CPU the base is read again: small, and no engine holds it."""
+        self.model = None
+        free_memory()
+        self.model = self._load(adapter, 0)
+
+    def reset_adapter(self, seed: int) -> None:
+        """A fresh LoRA of the backend's rank, initialised from `seed`, in place of the current one."""
+        self.model = None
+        free_memory()
+        torch.manual_seed(seed)
+        self.model = self._load(None, self.lora_rank)
 
     @property
     def eos_id(self) -> int:
@@ -101,15 +124,16 @@ class CpuBackend:
         ids = ids[:end]
         return Completion(ids, logprobs[:end], self.tokenizer.decode(ids, skip_special_tokens=False), finish)
 
-    def token_logprobs(self, sequences: list[list[int]], grad: bool = False, entropy: bool = False):
-        """log p(token_t | tokens_<t) for t >= 1 of each sequence (length len(seq) - 1)."""
-        return sequence_logprobs(self.model, self.tokenizer.pad_token_id, sequences, grad, entropy)
-
     def save_adapter(self, path: str | Path) -> Path:
         if not hasattr(self.model, "peft_config"):
             raise UserError("this backend has no LoRA adapter to save (load it with lora_rank > 0)")
         self.model.save_pretrained(str(path))
         return Path(path)
+
+
+def _not_a_model(model, e: OSError) -> UserError:
+    return UserError(f"cannot load a model from {model} ({e}); for the tiny CPU model run "
+                     "`minisearch model init --corpus CORPUS --out DIR`")
 
 
 def tag_token_ids(tokenizer) -> list[int]:
@@ -145,7 +169,9 @@ def _with_lora(base, adapter, rank, train_ids, train_embeddings=False):
     from peft import LoraConfig, PeftModel, get_peft_model
 
     if adapter is not None:
+        saved = read_adapter(adapter)
         model = PeftModel.from_pretrained(base, str(adapter), is_trainable=True)
+        check_adapter(model, saved, adapter)
         if not train_embeddings:
             for name, param in model.named_parameters():
                 if "modules_to_save" in name or "trainable_tokens" in name:

