@@ -12,7 +12,8 @@ token accuracy, perplexity masking) calls `score`, on both backends:
 
 With gradients each chunk runs under `torch.utils.checkpoint`: its logits are recomputed in
 backward, so the gradient path also holds one chunk at a time. Peak memory is the
-micro-batch's activations plus ~rows x V x 12 bytes, whatever the batch and its length.
+micro-batch's activations plus one chunk's float32 temporaries (~rows x V x 20 bytes,
+2.9 GiB at V = 151,936: bench/memory.py), whatever the batch and its length.
 `micro_batches` cuts work under a token budget; `logprobs` runs a whole list of sequences
 through it under `inference_mode` (old and reference passes).
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ROWS = 1024  # output-layer rows per chunk: ~0.6 GB of float32 logits at V = 151,936
+ROWS = 1024  # output-layer rows per chunk: ~0.6 GB of float32 logits at V = 151,936, ~2.9 GiB peak
 
 
 @dataclass
