@@ -90,6 +90,7 @@ def run(cfg: WarmupConfig, echo=print) -> Path:
     from tqdm import tqdm
 
     from minisearch.agent.backends.cpu import CpuBackend
+    from minisearch.agent.backends.scoring import body_states, output_logits, score_hidden
 
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
@@ -110,13 +111,17 @@ def run(cfg: WarmupConfig, echo=print) -> Path:
         done = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    def head(h):
+        return output_logits(model, h)
+
     with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts):
         model.train()
         history, start = [], time.time()
         for step in tqdm(range(cfg.steps), desc="warm-up", unit=" steps", mininterval=2.0):
             batch = torch.tensor(batch_rows(data, rng, cfg.batch_size, cfg.copy_share, stream))  # (B, seq_len + 1)
-            logits = model(input_ids=batch[:, :-1]).logits            # (B, seq_len, V)
-            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
+            hidden = body_states(model, batch[:, :-1])                 # (B, seq_len, H)
+            logp, _, _ = score_hidden(head, hidden.flatten(0, 1), batch[:, 1:].flatten(), grad=True)
+            loss = -logp.mean()                                        # cross-entropy, the output layer in chunks
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

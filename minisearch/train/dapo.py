@@ -186,13 +186,12 @@ def update(backend, groups: list[list[Sample]], cfg: DapoConfig, optimizer) -> d
     masks = [torch.tensor(m[1:], dtype=torch.float32) * (0.0 if s.truncated and cfg.truncated == "mask" else 1.0)
              for (_, m), s in zip(rows, samples)]
     scored = [m > 0 for m in masks]
-    backend.micro_tokens = cfg.micro_tokens
     backend.model.eval()
-    old = backend.token_logprobs(seqs, scored=scored)                      # pi_old, recomputed
+    old = backend.token_logprobs(seqs, scored=scored, micro_tokens=cfg.micro_tokens)  # pi_old, recomputed
     ref = None
     if cfg.kl_coef > 0:
         with backend.model.disable_adapter():
-            ref = backend.token_logprobs(seqs, scored=scored)
+            ref = backend.token_logprobs(seqs, scored=scored, micro_tokens=cfg.micro_tokens)
     order = list(range(len(samples)))
     chunks = [order[i::cfg.updates] for i in range(cfg.updates) if order[i::cfg.updates]]
     stats = {"loss": 0.0, "clip": 0.0, "entropy": 0.0}

@@ -159,9 +159,10 @@ def run(cfg: TrajConfig, echo=print) -> Path:
                 break
             if r > 0 and student is None:
                 from minisearch.agent.backends import load_backend
+                from minisearch.train.sft import SftConfig
 
-                lora_rank = student_sft(cfg, r, tmp).lora_rank
-                student = owned.enter_context(load_backend(cfg.backend, cfg.student_model, lora_rank=lora_rank))
+                student = owned.enter_context(load_backend(cfg.backend, cfg.student_model,
+                                                           lora_rank=SftConfig.lora_rank))
             records = (teacher_round(chunk, cfg, searcher) if r == 0
                        else student_round(r, chunk, pool, cfg, searcher, tmp, echo, student))
             accepted, ends = select(records, by_id, cfg.qa_f1)

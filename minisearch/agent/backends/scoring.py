@@ -146,11 +146,26 @@ def logprobs(backend, sequences: list[list[int]], scored: list | None = None, mi
     return Scores([t.clone() for t in out_lp], [t.clone() for t in out_ent] if entropy else None)
 
 
+def body_states(lm, ids, mask=None):
+    """A transformers causal LM's final hidden states (B, T, H), without its output layer."""
+    body = getattr(lm, lm.base_model_prefix)
+    return body(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+
+
+def output_logits(lm, h):
+    """(N, H) -> (N, V) logits of a transformers causal LM, with its final soft-cap if it has one."""
+    import torch
+
+    z = lm.get_output_embeddings()(h)
+    cap = getattr(lm.config, "final_logit_softcapping", None)
+    return cap * torch.tanh(z / cap) if cap else z
+
+
 class Scorer:
     """What a backend needs to score sequences: `self.model` (transformers or peft, Unsloth
     included), `self.tokenizer`, `self.device`. `hidden_states` may be overridden (Unsloth)."""
 
-    micro_tokens = 8192  # the token budget of one micro-batch in `logprobs`
+    micro_tokens = 8192  # the default token budget of one micro-batch in `logprobs`
 
     @property
     def pad_id(self) -> int:
@@ -162,25 +177,19 @@ class Scorer:
 
     def hidden_states(self, ids, mask):
         """(B, T) ids and mask -> (B, T, H) final hidden states, the output layer not applied."""
-        lm = self._causal_lm()
-        body = getattr(lm, lm.base_model_prefix)
-        return body(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+        return body_states(self._causal_lm(), ids, mask)
 
     def output_layer(self, h):
         """(N, H) -> (N, V) logits, with the model's own final soft-cap if it has one."""
-        import torch
-
-        lm = self._causal_lm()
-        z = lm.get_output_embeddings()(h)
-        cap = getattr(lm.config, "final_logit_softcapping", None)
-        return cap * torch.tanh(z / cap) if cap else z
+        return output_logits(self._causal_lm(), h)
 
     def token_logprobs(self, sequences: list[list[int]], grad: bool = False, entropy: bool = False,
-                       scored: list | None = None):
+                       scored: list | None = None, micro_tokens: int | None = None):
         """log p(token_t | tokens_<t) for t >= 1 of each sequence (length len(seq) - 1), in one
-        forward; with `entropy`, (log-probs, entropies). Without `grad`, in micro-batches."""
+        forward; with `entropy`, (log-probs, entropies). Without `grad`, in micro-batches of
+        `micro_tokens` padded tokens (default `self.micro_tokens`)."""
         if not grad:
-            s = logprobs(self, sequences, scored, self.micro_tokens, entropy)
+            s = logprobs(self, sequences, scored, micro_tokens or self.micro_tokens, entropy)
         else:
             s = score(self, sequences, scored, grad=True, entropy=entropy)
         return (s.logprobs, s.entropy) if entropy else s.logprobs
