@@ -213,13 +213,26 @@ def ask(question, as_json, **options):
         sys.exit(1)
 
 
-LATER = {
-    "serve": ("Serve an index over the Search-R1 retrieval API.", "a later issue"),
-}
-for _name, (_help, _issue) in LATER.items():
-    main.command(_name, help=f"{_help} [not built yet]",
-                 context_settings={"ignore_unknown_options": True, "allow_extra_args": True})(
-        not_built(_name, _issue))
+@main.command()
+@click.argument("index_dir", type=click.Path())
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 opens it to the network).")
+@click.option("--port", default=8000, show_default=True)
+@click.option("--workers", default=1, show_default=True, help="Search processes for large batches.")
+@click.option("--max-queries", default=256, show_default=True, help="Queries one request may hold.")
+@click.option("--max-topk", default=100, show_default=True, help="Hits one query may ask for.")
+@user_errors
+def serve(index_dir, host, port, workers, max_queries, max_topk):
+    """Serve INDEX_DIR over the Search-R1 retrieval API (POST /retrieve, GET /health).
+
+    \b
+    curl -s localhost:8000/retrieve -d '{"queries": ["Vethmora Holdings"], "topk": 3, "return_scores": true}'
+    Any command that takes an index takes this URL too: --index http://127.0.0.1:8000/retrieve
+    """
+    from minisearch.search.server import Limits, serve
+
+    serve(index_dir, host=host, port=port, workers=workers, echo=click.echo,
+          limits=Limits(max_queries=max_queries, max_topk=max_topk))
 
 
 @main.group()

@@ -1,5 +1,9 @@
 """Search behind one interface: `open_searcher(index_dir).search(queries, k, exclude_ids)`.
 
+An index is a folder or the URL of a retrieval server (`minisearch serve`, or any server
+of the Search-R1 API): `open_searcher("http://127.0.0.1:8000/retrieve")` searches over HTTP
+with the same interface and the same hits (minisearch.search.remote).
+
 Backends: `whoosh` (default; BM25F, pure Python) and `bm25s` (optional extra; sparse
 matrices, much faster on large corpora). An index folder holds `meta.json` (which backend,
 how many passages, where they came from) and the backend's files.
@@ -18,6 +22,7 @@ from pathlib import Path
 
 from minisearch.errors import UserError
 from minisearch.search.hit import Hit
+from minisearch.search.remote import is_url
 from minisearch.search.searcher import Searcher
 
 __all__ = ["BACKENDS", "Hit", "Searcher", "build_index", "index_info", "open_searcher"]
@@ -54,6 +59,11 @@ def build_index(passages: Iterable[dict], out: str | Path, backend: str = "whoos
 
 
 def read_meta(folder: str | Path) -> dict:
+    """An index's meta.json; for a server URL, the same fields from its /health."""
+    if is_url(folder):
+        from minisearch.search.remote import remote_meta
+
+        return remote_meta(folder)
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"no index at {folder}: " + HOW_TO_BUILD.format(folder=folder))
@@ -72,7 +82,12 @@ def open_searcher(folder: str | Path, cache_size: int = 50_000, workers: int = 1
     """Open an index folder for searching; a missing or damaged index raises UserError.
 
     `options` go to the backend (whoosh: `prune_df`, see minisearch.search.whoosh_backend).
+    A URL opens a `RemoteSearcher` (the server owns its cache, workers and options).
     """
+    if is_url(folder):
+        from minisearch.search.remote import RemoteSearcher
+
+        return RemoteSearcher(folder)
     folder = Path(folder)
     meta = read_meta(folder)
     module = _backend_module(meta["backend"])
@@ -89,6 +104,8 @@ def open_searcher(folder: str | Path, cache_size: int = 50_000, workers: int = 1
 
 def index_info(folder: str | Path) -> dict:
     """What `minisearch index info` prints: the meta plus the size on disk."""
+    if is_url(folder):
+        return read_meta(folder)
     folder = Path(folder)
     info = {"folder": str(folder), **read_meta(folder)}
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
