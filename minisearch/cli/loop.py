@@ -32,7 +32,7 @@ def _pairs(items, what: str) -> dict:
 
 @click.command("eval")
 @click.option("--model", required=True, help="Base model folder or Hugging Face id.")
-@click.option("--index", "index_dir", required=True, help="The index the agent searches.")
+@click.option("--index", "index_dir", required=True, help="The index the agent searches (a folder or a server URL).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Stage folder to write.")
 @click.option("--set", "sets", multiple=True, required=True, metavar="NAME=SET",
               help="A set to score: a JSONL file, hotpotqa, 2wikimultihopqa, musique, bamboogle, fanoutqa, "

@@ -17,17 +17,6 @@ from minisearch.cli.train import dapo, sft, traj
 from minisearch.errors import UserError, user_errors
 
 
-def not_built(name: str, issue: str):
-    """A command a later piece of work fills in: say so and exit non-zero."""
-
-    @click.pass_context
-    def cmd(ctx, **_):
-        click.echo(f"minisearch {name} is not built yet: it arrives with {issue}.", err=True)
-        ctx.exit(2)
-
-    return cmd
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="minisearch")
 def main():
@@ -99,7 +88,7 @@ def index_build(source, out, backend, procs, strict):
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
 @user_errors
 def index_search(index_dir, query, k, as_json):
-    """Search INDEX_DIR for QUERY and print titles, scores and snippets."""
+    """Search INDEX_DIR (a folder or a server URL) for QUERY: titles, scores, snippets."""
     from minisearch.search import open_searcher
 
     with open_searcher(index_dir) as searcher:
@@ -159,7 +148,7 @@ def agent_options(fn):
     """The options chat and ask share."""
     options = [
         click.option("--run", help="A run folder: its model, newest adapter and index."),
-        click.option("--index", "index_dir", help="Index folder (overrides the run's)."),
+        click.option("--index", "index_dir", help="Index folder or search server URL (overrides the run's)."),
         click.option("--model", help="Model folder or Hugging Face id (overrides the run's)."),
         click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True),
         click.option("--max-turns", default=4, show_default=True, help="Searches allowed per question."),
@@ -276,9 +265,29 @@ def export():
     """Export tasks for other trainers."""
 
 
-export.command("verl", help="Write curriculum stages as veRL parquet. [not built yet]",
-               context_settings={"ignore_unknown_options": True, "allow_extra_args": True})(
-    not_built("export verl", "a later issue"))
+@export.command("verl")
+@click.argument("source", type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
+@click.option("--url", default="http://127.0.0.1:8000/retrieve", show_default=True,
+              help="Where `minisearch serve` will answer veRL's search tool.")
+@click.option("--max-turns", type=int, help="Searches allowed per task [the run's, else 4].")
+@click.option("-k", "topk", type=int, help="Passages per search [the run's, else 3].")
+@click.option("--val-fraction", default=0.05, show_default=True,
+              help="Held out for validation when no dev.jsonl lies beside the tasks.")
+@click.option("--seed", default=0, show_default=True)
+@user_errors
+def export_verl(source, out, url, max_turns, topk, val_fraction, seed):
+    """Write SOURCE's tasks as veRL RL parquet: one file per curriculum stage (k = 1..4) and
+    one for QA, train and validation, with veRL's tool config and reward entry point.
+
+    SOURCE: a run folder (e.g. runs/demo), a stage folder with train.jsonl, or a tasks JSONL.
+    README, "Scale out", has the veRL command for each stage.
+    """
+    from minisearch.export.verl_data import ExportConfig, run
+
+    run(ExportConfig(source=source, out=out, url=url, max_turns=max_turns, topk=topk, val_fraction=val_fraction,
+                     seed=seed), echo=click.echo)
+
 
 if __name__ == "__main__":
     main()

@@ -9,7 +9,7 @@ from minisearch.errors import user_errors
 
 @click.command()
 @click.argument("tasks")
-@click.option("--index", "index_dir", required=True, help="The index the teacher searches.")
+@click.option("--index", "index_dir", required=True, help="The index the teacher searches (a folder or a server URL).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Stage folder to write.")
 @click.option("--teacher", type=click.Choice(["scripted", "agents"]), default="scripted", show_default=True,
               help="scripted: knows the toy world; agents: planner/rewriter/observer played by --teacher-model.")
@@ -74,7 +74,7 @@ def sft(data, model, out, adapter, backend, lora_rank, train_embeddings, lr, epo
 
 @click.command()
 @click.argument("tasks")
-@click.option("--index", "index_dir", required=True, help="The index the agent searches.")
+@click.option("--index", "index_dir", required=True, help="The index the agent searches (a folder or a server URL).")
 @click.option("--model", required=True, help="Base model folder or Hugging Face id.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Stage folder to write.")
 @click.option("--adapter", help="Start from this LoRA adapter (the sft stage's); default: a fresh one.")
