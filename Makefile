@@ -81,12 +81,12 @@ $(DATA): | install
 
 # The whole loop on the CPU: recipes/demo.yaml through the recipe runner (a rerun skips the
 # stages that are complete; a killed run resumes). Ends with the stage-by-stage table
-# (runs/demo/report.md) and the first three held-out questions answered by searching.
+# (runs/demo/report.md), the held-out tally, and three of those questions answered live,
+# right and wrong in the tally's proportion (`minisearch show`).
 M := $(BIN)/minisearch
 demo: install
 	$(M) run recipes/demo.yaml
-	@head -n 3 $(DEMO)/world/qa/dev.jsonl | $(BIN)/python -c "import json, sys; [print(json.loads(l)['question']) for l in sys.stdin]" | \
-	  while read -r q; do echo; echo "question: $$q"; $(M) ask "$$q" --run $(DEMO) || true; done
+	@echo; $(M) show $(DEMO)
 	@echo; echo "Chat with it: $(M) chat --run $(DEMO)"
 
 # The real run on one GPU (12-24 GB) with internet: model, passages and QA sets download

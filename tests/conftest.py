@@ -1,4 +1,7 @@
-"""Shared fixtures: small hand-written passages, and real text when it has been fetched."""
+"""Shared fixtures and helpers: small hand-written passages, real text when it has been
+fetched, the one tiny model and the toy run built on it; reading a stage's adapter, and
+whether a scripted model has seen its search results. Repository files are opened from
+ROOT, never from the working directory."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ import pytest
 from minisearch.jsonl import read_jsonl
 from minisearch.records import make_passage
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+RECIPES = ROOT / "recipes"
 REALTEXT = ROOT / "data" / "wiki-summaries.jsonl"
 
 PASSAGES = [
@@ -39,19 +43,36 @@ def realtext() -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def toy_run(tmp_path_factory):
-    """A run folder with a 200-entity toy world, its Whoosh index and an untrained tiny model."""
+def toy_world():
+    """The 200-entity toy world (seed 4) that the tiny model and the toy run are built from."""
+    from minisearch.data.toyworld import build_world
+
+    return build_world(200, seed=4)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(toy_world, tmp_path_factory) -> Path:
+    """The one tiny model of the tests, untrained (random weights, the copy head planted), in a
+    folder no test may write to: an 800-token tokenizer trained on `toy_world` (tags and ChatML
+    markers single tokens), ~0.9M parameters. 800 is the size every learning threshold (SFT,
+    DAPO, warm-up, chat) was measured on; the tokenizer, vLLM and veRL tests need no more."""
     pytest.importorskip("transformers")
     from minisearch.agent.protocol import TAGS
-    from minisearch.data.toyworld import build_world
-    from minisearch.search import build_index
     from minisearch.tiny.model import TinyModelConfig, init_model
 
-    root = tmp_path_factory.mktemp("toyrun")
-    world = build_world(200, seed=4)
-    build_index(world.passages, root / "index")
-    init_model(world.passages, root / "model", TAGS, TinyModelConfig(vocab_size=800))
-    return root, world
+    return init_model(toy_world.passages, tmp_path_factory.mktemp("toyrun") / "model", TAGS,
+                      TinyModelConfig(vocab_size=800))
+
+
+@pytest.fixture(scope="session")
+def toy_run(toy_world, tiny_model):
+    """(run root, world): a run folder with `toy_world`, its Whoosh index and `tiny_model`
+    (root / "index", root / "model")."""
+    from minisearch.search import build_index
+
+    root = tiny_model.parent
+    build_index(toy_world.passages, root / "index")
+    return root, toy_world
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +86,26 @@ def toy_env(toy_run):
     tok = AutoTokenizer.from_pretrained(root / "model")
     with open_searcher(root / "index") as searcher:
         yield world, searcher, tok, root
+
+
+# ---- helpers (import them: `from conftest import adapter_weights`) ---------------------------
+
+def adapter_weights(stage: Path) -> dict:
+    """A training stage's saved adapter, tensors by name (stage / adapter / adapter_model.safetensors)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(stage) / "adapter" / "adapter_model.safetensors"))
+
+
+def same_weights(a: dict, b: dict, atol: float) -> bool:
+    """Whether two adapters (as `adapter_weights` reads them) hold the same tensors, within `atol`."""
+    import torch
+
+    return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=atol) for k in a)
+
+
+def results_shown(context: str) -> bool:
+    """Whether the assistant's part of a context already holds search results: a scripted
+    model searches first and answers once they are there. (The system prompt names the
+    <information> tag too, so counting it in the whole context proves nothing.)"""
+    return "<information>" in context.rsplit("<|im_start|>assistant", 1)[-1]

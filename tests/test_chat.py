@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("transformers")
 
 from click.testing import CliRunner  # noqa: E402
+from conftest import results_shown  # noqa: E402
 
 from minisearch.agent.chat import Agent, ChatConfig, repl, resolve  # noqa: E402
 from minisearch.agent.rollout import ScriptedGenerator  # noqa: E402
@@ -26,7 +27,7 @@ def run_dir(toy_run):
 def scripted(agent, contexts):
     def script(context):
         contexts.append(context)
-        if "<information>" in context.rsplit("<|im_start|>assistant", 1)[-1]:
+        if results_shown(context):
             return "<think>the page says so</think><answer>Ostrivel</answer>"
         return "<think>look it up</think><search>river length</search>"
     agent.generate = ScriptedGenerator(agent.backend.tokenizer, script)
@@ -114,17 +115,18 @@ def trained_run(toy_env, tmp_path_factory):
     """A run folder whose adapter learnt two scripted QA trajectories by heart (SFT, 150 steps):
     asked one of those questions, chat must rebuild the context training saw, token for token,
     for the model to search and answer as taught."""
+    from minisearch.agent.rollout import to_record
     from minisearch.jsonl import write_jsonl
     from minisearch.records import passage_titles
     from minisearch.train import sft
     from minisearch.train.teachers import TeachConfig, teach
     from minisearch.train.teachers.scripted import ScriptedTeacher
 
-    world, searcher, _, root = toy_env
+    world, searcher, tok, root = toy_env
     cfg = TeachConfig()  # chat's defaults: 3 passages per search, 80 words each, 4 searches
     tasks = [t for t in world.qa["train"] if t["metadata"]["type"] == "one-hop"][:2]
-    records = [e.record(cfg.max_turns, "scripted") for e in
-               teach(tasks, ScriptedTeacher(cfg, passage_titles(world.passages)), searcher.search, cfg)]
+    trajs = teach(tasks, ScriptedTeacher(cfg, passage_titles(world.passages)), searcher.search, tok, cfg)
+    records = [to_record(traj, task, cfg.max_turns, "scripted") for traj, task in zip(trajs, tasks)]
     out = tmp_path_factory.mktemp("trained")
     write_jsonl(out / "traj" / "round-0.jsonl", records)
     sft.run(sft.SftConfig(data=str(out / "traj"), model=str(root / "model"), out=str(out / "sft"), lora_rank=8,

@@ -12,6 +12,9 @@ from minisearch.tiny.copyhead import LAYERS, freeze, heads_per_kv, plant, plante
 
 
 def tiny(width=128, heads=4, layers=4, vocab=512, theta=1e10):
+    """A bare random Qwen2 of the tiny model's shape, not the shared `tiny_model` (conftest):
+    these tests plant the circuit themselves (that one is built planted), need no tokenizer,
+    and vary the shape to reach plant's errors."""
     config = transformers.Qwen2Config(
         vocab_size=vocab, hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers,
         num_attention_heads=heads, num_key_value_heads=2, tie_word_embeddings=True,

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import RECIPES, adapter_weights, same_weights
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +20,7 @@ SMALL = ["world.size=300", "model.steps=60", "ramp.per_passage=1", "traj.limit=1
 
 def demo(out, kill_at: str | None = None) -> tuple[int, str]:
     """Run the reduced demo; with `kill_at`, SIGKILL it when a line containing it appears."""
-    cmd = [sys.executable, "-m", "minisearch.cli", "run", "recipes/demo.yaml", "--set", f"out={out}"]
+    cmd = [sys.executable, "-m", "minisearch.cli", "run", str(RECIPES / "demo.yaml"), "--set", f"out={out}"]
     for item in SMALL:
         cmd += ["--set", item]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -34,15 +35,7 @@ def demo(out, kill_at: str | None = None) -> tuple[int, str]:
     return proc.returncode, "".join(seen)
 
 
-def adapter(folder):
-    from safetensors.torch import load_file
-
-    return load_file(str(folder / "adapter" / "adapter_model.safetensors"))
-
-
 def test_demo_resumes_after_kills_and_ends_like_a_straight_run(tmp_path):
-    import torch
-
     code, log = demo(tmp_path / "straight")
     assert code == 0, log[-3000:]
     straight = tmp_path / "straight"
@@ -62,7 +55,6 @@ def test_demo_resumes_after_kills_and_ends_like_a_straight_run(tmp_path):
     assert "dapo: resuming after step 2" in log and "sft: complete, skipped" in log
 
     for stage in ("sft", "dapo", "qa-sft"):
-        a, b = adapter(straight / stage), adapter(cut / stage)
-        assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a), stage
+        assert same_weights(adapter_weights(straight / stage), adapter_weights(cut / stage), atol=1e-6), stage
     rows = [json.loads((root / "eval" / "metrics.json").read_text())["rows"] for root in (straight, cut)]
     assert rows[0] == rows[1]

@@ -38,7 +38,7 @@ def run_dir(tmp_path_factory):
     stages.update({
         "dapo": {"tasks": "ramp/train.jsonl", "index": "index", "model": "model",
                  "reward": {"format_weight": 0.2}, "rollout": {"max_turns": 2, "topk": 1}},
-        "qa-traj": {"kind": "traj", "tasks": "world/qa/train.jsonl", "index": "index"}})
+        "qa-traj": {"kind": "traj", "tasks": "world/qa/train.jsonl", "index": "index", "model": "model"}})
     moved = {"name": "t", "out": "elsewhere", "seed": 0, "stages": stages}  # export reads it from where it lies
     (root / "recipe.yaml").write_text(yaml.safe_dump(moved, sort_keys=False))
     return root
@@ -148,16 +148,12 @@ def test_export_help_is_built():
 # ---- veRL's own code on the exported files (make test-verl) ---------------------------------
 
 @pytest.fixture(scope="module")
-def verl_tokenizer(run_dir):
+def verl_tokenizer(tiny_model):
+    """The shared tiny model's tokenizer (conftest): veRL only needs a chat template to read the prompts."""
     pytest.importorskip("verl")
-    from minisearch.agent.protocol import TAGS
-    from minisearch.tiny.model import TinyModelConfig, init_model
-
-    passages = list(read_jsonl(run_dir / "corpus/passages.jsonl"))
-    init_model(passages, run_dir.parent / "tiny", TAGS, TinyModelConfig(vocab_size=600))
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(run_dir.parent / "tiny")
+    return AutoTokenizer.from_pretrained(tiny_model)
 
 
 @pytest.mark.verl

@@ -193,5 +193,5 @@ def test_recover_title_keeps_only_the_masks_a_search_for_the_title_brings_back(t
     with open_searcher(root / "index") as searcher:
         made = [make_tasks(untitled, [1], random.Random(0), searcher=searcher, recover=r) for r in ("title", "span")]
     assert made[0] == ([], Counter(no_title=1)) and made[1][0]  # recover: span masks the same passage
-    with pytest.raises(UserError, match="recover must be span or title"):
-        run(RampConfig(corpus=str(corpus), out=str(tmp_path / "bad"), index=str(root / "index"), recover="query"))
+    with pytest.raises(UserError, match="recover='query' is not one of span, title"):
+        RampConfig(corpus=str(corpus), out=str(tmp_path / "bad"), index=str(root / "index"), recover="query")

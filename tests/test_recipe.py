@@ -3,6 +3,7 @@
 import textwrap
 
 import pytest
+from conftest import RECIPES
 
 from minisearch.agent.rollout import RolloutConfig
 from minisearch.errors import UserError
@@ -85,9 +86,11 @@ def test_build_and_coerce_edge_cases():
 
 def test_a_nested_map_changes_only_its_keys_of_the_stage_default():
     """eval's rollout is greedy by default; a recipe that sets its top-k must not bring back sampling."""
-    cfg = build(EvalConfig, {"model": "m", "index": "i", "rollout": {"topk": 1}}, "eval", {"out": "o"})
+    sets = {"dev": "dev.jsonl"}
+    cfg = build(EvalConfig, {"model": "m", "index": "i", "sets": sets, "rollout": {"topk": 1}}, "eval", {"out": "o"})
     assert cfg.rollout.topk == 1 and cfg.rollout.temperature == 0.0
-    assert build(EvalConfig, {"model": "m", "index": "i"}, "eval", {"out": "o"}).rollout.temperature == 0.0
+    assert build(EvalConfig, {"model": "m", "index": "i", "sets": sets}, "eval",
+                 {"out": "o"}).rollout.temperature == 0.0
     assert build(SftConfig, {"data": "d", "model": "m", "rollout": {"max_turns": 2}}, "sft",
                  {"out": "o"}).rollout == RolloutConfig(temperature=0.0, max_turns=2)
 
@@ -101,5 +104,5 @@ def test_missing_recipe_and_bad_yaml(tmp_path):
 
 def test_shipped_recipes_plan_cleanly():
     for name in ("demo", "qwen1.5b", "qwen1.5b-12gb"):
-        root, stages = plan(read_recipe(f"recipes/{name}.yaml"))
+        root, stages = plan(read_recipe(RECIPES / f"{name}.yaml"))
         assert stages[-1].kind == "eval", name

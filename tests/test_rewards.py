@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
+from concurrent.futures import Future
 
 import pytest
 
-from minisearch.train.rewards import Judge, RewardConfig, answer_reward, read_output, reward_parts
+from minisearch.train.rewards import Judge, Outcome, RewardConfig, answer_reward, read_output, reward_parts
 
 QA = {"id": "q1", "question": "Who founded Vethmora Holdings?", "golden_answers": ["Quorvelle Dantrisk"]}
 RAMP = {"id": "r1", "question": "...", "golden_answers": ["Velk was born in Ostrivel in 1873."],
@@ -33,14 +33,14 @@ INFO = "\n<information>Doc 1 (Title: Vethmora Holdings) founded by Quorvelle Dan
 def test_format_and_outcome(text, end, searches, fmt):
     outcome = read_output(text)
     assert (outcome.end, outcome.searches) == (end, searches)
-    parts = reward_parts(QA, text, RewardConfig())
+    parts = reward_parts(QA, outcome, RewardConfig())
     assert parts["format"] == fmt
     if not fmt:
         assert parts["answer"] == 0.0 and parts["reward"] == 0.0
 
 
 def test_search_can_be_optional():
-    parts = reward_parts(QA, "<answer>Quorvelle Dantrisk</answer>", RewardConfig(require_search=False))
+    parts = reward_parts(QA, read_output("<answer>Quorvelle Dantrisk</answer>"), RewardConfig(require_search=False))
     assert parts["format"] == 1.0 and parts["answer"] == 1.0
 
 
@@ -62,9 +62,23 @@ def test_answer_rewards(task, answer, kind, want):
     assert answer_reward(task, answer, kind) == pytest.approx(want)
 
 
+def test_a_recorded_trajectory_is_rewarded_by_its_recorded_end():
+    """DAPO scores what the rollout recorded, not a re-reading of its text: a trajectory cut by
+    the token budget or out of turns has format 0, whatever its text looks like."""
+    from minisearch.agent.rollout import Trajectory
+
+    answered = Trajectory("q", 0, queries=["a"], answer="Quorvelle Dantrisk", end="answer")
+    assert reward_parts(QA, Outcome.of(answered), RewardConfig())["reward"] == pytest.approx(1.1)
+    for end in ("length", "max_turns", "malformed: no tags"):
+        parts = reward_parts(QA, Outcome.of(Trajectory("q", 0, queries=["a"], end=end)), RewardConfig())
+        assert parts["reward"] == 0.0 and parts["end"] == end
+    record = {"answer": "Quorvelle Dantrisk", "end": "answer", "queries": []}  # a stored one: no search
+    assert reward_parts(QA, Outcome.of(record), RewardConfig())["format"] == 0.0
+
+
 def test_weights_combine_parts():
     text = "<search>a</search>" + INFO + "<answer>Ostrivel; 1901</answer>"
-    parts = reward_parts(RAMP, text, RewardConfig(format_weight=0.2, answer_weight=2.0))
+    parts = reward_parts(RAMP, read_output(text), RewardConfig(format_weight=0.2, answer_weight=2.0))
     assert parts["reward"] == pytest.approx(0.2 * 1 + 2.0 * 0.5)
 
 
@@ -83,10 +97,10 @@ class _Said:
 
 
 class FakeJudgeBackend:
-    """Stands in for an LLM (and its tokenizer): always says yes, after `delay` seconds."""
+    """Stands in for an LLM (and its tokenizer): always says yes."""
 
-    def __init__(self, delay=0.0):
-        self.calls, self.delay = 0, delay
+    def __init__(self):
+        self.calls = 0
         self.tokenizer = self
 
     def apply_chat_template(self, messages, tokenize=False, **_):
@@ -98,8 +112,23 @@ class FakeJudgeBackend:
 
     def generate(self, prompts, **_):
         self.calls += 1
-        time.sleep(self.delay)
         return [[_Said("yes")] for _ in prompts]
+
+
+class HeldExecutor:
+    """Runs no judge batch until `release()`: a judge slower than any timeout, with no clock."""
+
+    def __init__(self):
+        self.held = []
+
+    def submit(self, fn, *args):
+        future = Future()
+        self.held.append((future, fn, args))
+        return future
+
+    def release(self):
+        for future, fn, args in self.held:
+            future.set_result(fn(*args))
 
 
 def test_judge_batches_caches_and_falls_back():
@@ -109,13 +138,15 @@ def test_judge_batches_caches_and_falls_back():
     assert backend.calls == 1
     judge.score([(QA, "Q. Dantrisk")])
     assert backend.calls == 1  # cached
-    slow_backend = FakeJudgeBackend(delay=0.5)
-    slow = Judge(slow_backend, timeout=0.05, fallback="f1")
-    assert slow.score([(QA, "Quorvelle")]) == [pytest.approx(2 / 3)]
+    slow_backend, held = FakeJudgeBackend(), HeldExecutor()
+    slow = Judge(slow_backend, timeout=0, fallback="f1", executor=held)
+    assert slow.score([(QA, "Quorvelle")]) == [pytest.approx(2 / 3)]  # timed out: the fallback's f1
     assert slow.score([(QA, "Dantrisk")]) == [pytest.approx(2 / 3)]  # still busy: nothing new is sent
-    assert slow.fallbacks == 2 and slow_backend.calls == 1
-    time.sleep(0.7)
+    assert slow.fallbacks == 2 and len(held.held) == 1 and slow_backend.calls == 0
+    held.release()  # the verdict arrives late
+    assert slow_backend.calls == 1
     assert slow.score([(QA, "Quorvelle")]) == [1.0]  # the late verdict was kept
+    assert slow.score([(QA, "Dantrisk")]) == [pytest.approx(2 / 3)] and len(held.held) == 2  # free: sent
 
 
 def test_judge_tokenizes_with_a_real_tokenizer(toy_env):

@@ -6,12 +6,9 @@ import pytest
 
 pytest.importorskip("transformers")
 
+from conftest import results_shown  # noqa: E402
+
 from minisearch.agent.rollout import RolloutConfig, ScriptedGenerator, render, rollout  # noqa: E402
-
-
-def searched(context: str) -> bool:
-    """Whether the assistant's part of the context already holds search results."""
-    return "<information>" in context.rsplit("<|im_start|>assistant", 1)[-1]
 
 
 def one_hop(world, n):
@@ -24,7 +21,7 @@ def oracle(world):
 
     def script(context):
         question = next(q for q in gold if q in context)
-        if not searched(context):
+        if not results_shown(context):
             return f"<think>find it</think><search>{question}</search> ignored"
         return f"<think>found</think><answer>{gold[question]}</answer>"
     return script
@@ -58,7 +55,7 @@ def test_source_passage_is_excluded(toy_env):
     title = source["contents"].split("\n")[0]
     task = {"id": "ramp-1", "question": f"Fill the masks about {title}.", "golden_answers": ["x"],
             "metadata": {"source_id": source["id"]}}
-    script = ScriptedGenerator(tok, lambda ctx: f"<search>{title}</search>" if not searched(ctx)
+    script = ScriptedGenerator(tok, lambda ctx: f"<search>{title}</search>" if not results_shown(ctx)
                                else "<answer>x</answer>")
     traj = rollout([task], script, searcher.search, tok, RolloutConfig())[0]
     tool = traj.segments[2].text

@@ -4,6 +4,7 @@ killed run resumes with nothing completed lost, and the report is built at the e
 import textwrap
 
 import pytest
+from conftest import RECIPES
 
 from minisearch.errors import UserError
 from minisearch.pipeline.runner import run_recipe
@@ -16,14 +17,16 @@ RECIPE = """
       corpus: {source: world/passages.jsonl}
       index: {source: corpus}
       ramp: {corpus: corpus, index: index, dev_fraction: 0.1}
-      traj: {tasks: ramp/train.jsonl, index: index, teach: {answer_form: spans}}
+      traj: {tasks: ramp/train.jsonl, index: index, model: MODEL, teach: {answer_form: spans}}
 """
 
 
 @pytest.fixture
-def recipe(tmp_path):
+def recipe(tmp_path, tiny_model):
+    """The recipe, its --set for a run folder in tmp_path, and that folder; the traj stage
+    renders its trajectories in the tiny model's tokens."""
     path = tmp_path / "mini.yaml"
-    path.write_text(textwrap.dedent(RECIPE))
+    path.write_text(textwrap.dedent(RECIPE).replace("MODEL", str(tiny_model)))
     return str(path), [f"out={tmp_path / 'run'}"], tmp_path / "run"
 
 
@@ -108,9 +111,9 @@ def test_run_json_names_the_demo_s_final_adapter_and_its_passages_per_search(tmp
     from minisearch.pipeline.recipe import read_recipe
     from minisearch.pipeline.runner import final_model, plan
 
-    root, stages = plan(read_recipe("recipes/demo.yaml", [f"out={tmp_path}"]))
+    root, stages = plan(read_recipe(RECIPES / "demo.yaml", [f"out={tmp_path}"]))
     made = final_model(stages)
     assert made["adapter"] == str(root / "qa-sft" / "adapter") and made["index"] == str(root / "index")
     assert made["topk"] == 1  # chat answers with the one passage per search the demo trained and scored with
-    _, stages = plan(read_recipe("recipes/demo.yaml", [f"out={tmp_path}", "eval.rollout.topk=2"]))
+    _, stages = plan(read_recipe(RECIPES / "demo.yaml", [f"out={tmp_path}", "eval.rollout.topk=2"]))
     assert final_model(stages)["topk"] == 2  # the eval stage, the last to say, decides

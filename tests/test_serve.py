@@ -4,6 +4,7 @@ search of the folder."""
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -130,15 +131,39 @@ def test_a_url_works_where_an_index_folder_does(served):
     assert read_meta(url)["backend"] == read_meta(folder)["backend"]
 
 
-def test_a_server_that_is_down_is_named(tmp_path):
+class Clock:
+    """The `time` module for the client, its backoff sleeps recorded instead of slept."""
+
+    def __init__(self):
+        self.waits = []
+
+    def sleep(self, seconds):
+        self.waits.append(seconds)
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    import minisearch.search.remote as remote
+
+    clock = Clock()
+    monkeypatch.setattr(remote, "time", clock)
+    return clock
+
+
+def test_a_server_that_is_down_is_named(clock):
     searcher = RemoteSearcher("http://127.0.0.1:9/retrieve", timeout=1, retries=2, backoff=0.01)
     with pytest.raises(UserError, match=r"127\.0\.0\.1:9/(retrieve|health) is not answering after 3 tries"):
         searcher.search(["Velkaran"], k=1)
+    assert clock.waits == [0.01, 0.02]  # the backoff doubles between tries
     result = CliRunner().invoke(main, ["index", "info", "http://127.0.0.1:9"])
     assert result.exit_code != 0 and "minisearch serve" in result.output
+    assert len(clock.waits) > 2  # the CLI's client retried too, on the recorded clock
 
 
-def test_a_failing_server_is_retried(served):
+def test_a_failing_server_is_retried(served, clock):
     """Two 503s, then an answer: the client waits and gets the same hits."""
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
@@ -158,6 +183,7 @@ def test_a_failing_server_is_retried(served):
         remote = RemoteSearcher(flaky_url, retries=3, backoff=0.01)
         assert remote.search(["Velkaran River"], k=2) == local.search(["Velkaran River"], k=2)
         assert len(calls) == 3 and len(remote) == 0  # no /health there: size unknown, default batches
+        assert clock.waits == [0.01, 0.02]
 
 
 def test_serve_help_is_built():

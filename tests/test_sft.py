@@ -9,11 +9,14 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from minisearch.agent.rollout import from_record, render  # noqa: E402
+from conftest import adapter_weights, same_weights  # noqa: E402
+
+from minisearch.agent.rollout import from_record, render, to_record  # noqa: E402
 from minisearch.errors import UserError  # noqa: E402
 from minisearch.jsonl import read_jsonl, write_jsonl  # noqa: E402
 from minisearch.records import passage_titles  # noqa: E402
 from minisearch.train import sft  # noqa: E402
+from minisearch.train.rewards import Outcome  # noqa: E402
 from minisearch.train.teachers import TeachConfig, teach  # noqa: E402
 from minisearch.train.teachers.scripted import ScriptedTeacher  # noqa: E402
 from minisearch.train.traj import judge  # noqa: E402
@@ -22,12 +25,12 @@ from minisearch.train.traj import judge  # noqa: E402
 @pytest.fixture(scope="module")
 def trajectories(toy_env, tmp_path_factory):
     """Accepted scripted-teacher trajectories for one-hop toy questions, as a JSONL file."""
-    world, searcher, _, _ = toy_env
+    world, searcher, tok, _ = toy_env
     cfg = TeachConfig(words_per_hit=30)
     tasks = [t for t in world.qa["train"] if t["metadata"]["type"] == "one-hop"][:48]
-    episodes = teach(tasks, ScriptedTeacher(cfg, passage_titles(world.passages)), searcher.search, cfg)
-    records = [e.record(cfg.max_turns, "scripted") for e in episodes
-               if judge(e.task, e.answer, e.end, len(e.queries), 0.8)[0]]
+    trajs = teach(tasks, ScriptedTeacher(cfg, passage_titles(world.passages)), searcher.search, tok, cfg)
+    records = [to_record(traj, task, cfg.max_turns, "scripted") for traj, task in zip(trajs, tasks)
+               if judge(task, Outcome.of(traj), 0.8)[0]]
     path = tmp_path_factory.mktemp("traj") / "round-0.jsonl"
     write_jsonl(path, records)
     return path
@@ -80,12 +83,6 @@ def test_labels_are_the_model_tokens_only(toy_env, trajectories):
     assert not short and skipped["too_long"] == len(records)
 
 
-def weights(folder):
-    from safetensors.torch import load_file
-
-    return load_file(str(folder / "adapter" / "adapter_model.safetensors"))
-
-
 def config(toy_run, data, out, **kw):
     defaults = dict(lora_rank=8, lr=5e-3, max_steps=8, batch_size=4, save_steps=4, seed=0)
     return sft.SftConfig(data=str(data), model=str(toy_run[0] / "model"), out=str(out), **{**defaults, **kw})
@@ -102,13 +99,12 @@ def test_sft_lowers_the_loss_and_changes_the_adapter(toy_run, trajectories, tmp_
     last = sum(h["loss"] for h in history[-4:]) / 4
     assert last < 0.8 * first, (first, last)
     assert history[-1]["token_acc"] > history[0]["token_acc"]
-    lora_b = [w for k, w in weights(out).items() if "lora_B" in k]
+    lora_b = [w for k, w in adapter_weights(out).items() if "lora_B" in k]
     assert lora_b and any(torch.count_nonzero(w) > 0 for w in lora_b)  # B starts at zero
     assert done["steps"] == 40 and not (out / "checkpoints").exists()
 
 
 def test_interrupted_sft_resumes_from_its_checkpoint(toy_run, trajectories, tmp_path, monkeypatch):
-    import torch
     from transformers import TrainerCallback
 
     whole = sft.run(config(toy_run, trajectories, tmp_path / "whole"), echo=lambda *_: None)
@@ -137,8 +133,7 @@ def test_interrupted_sft_resumes_from_its_checkpoint(toy_run, trajectories, tmp_
     assert counts["steps"] == 8 and counts["resumed_from"].endswith("checkpoint-4")
     steps = [h["step"] for h in read_jsonl(out / "metrics.jsonl")]
     assert steps == list(range(1, 9))  # steps 5-6 of the killed attempt are logged once, by the resumed run
-    a, b = weights(whole), weights(out)
-    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    assert same_weights(adapter_weights(whole), adapter_weights(out), atol=1e-5)
 
 
 def test_missing_data_says_how_to_make_it(toy_run, trajectories, tmp_path):

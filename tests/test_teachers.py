@@ -9,13 +9,16 @@ import pytest
 
 pytest.importorskip("transformers")
 
+from conftest import results_shown  # noqa: E402
+
 from minisearch.agent.protocol import parse_turn  # noqa: E402
 from minisearch.agent.rollout import RolloutConfig, ScriptedGenerator, from_record, render, rollout, to_record  # noqa: E402
 from minisearch.errors import UserError  # noqa: E402
 from minisearch.ramp.tasks import make_task  # noqa: E402
 from minisearch.records import passage_titles  # noqa: E402
 from minisearch.search.hit import Hit  # noqa: E402
-from minisearch.train.teachers import TeachConfig, merge, teach  # noqa: E402
+from minisearch.train.rewards import Outcome  # noqa: E402
+from minisearch.train.teachers import TeachConfig, TeacherGenerator, merge, teach  # noqa: E402
 from minisearch.train.teachers.agents import AgentTeacher, canonical, rewrites  # noqa: E402
 from minisearch.train.teachers.scripted import ScriptedTeacher, mask_context  # noqa: E402
 from minisearch.train.traj import judge  # noqa: E402
@@ -30,38 +33,53 @@ def env(toy_env):
     return world, searcher, tok, ramp, passage_titles(world.passages)
 
 
-def check_valid(ep, cfg):
+def records(trajs, tasks, cfg):
+    """The teacher's trajectories as the traj stage stores them, with their tasks."""
+    by_id = {t["id"]: t for t in tasks}
+    assert [t.task_id for t in trajs] == [t["id"] for t in tasks]
+    return [(to_record(t, by_id[t.task_id], cfg.max_turns, "teacher"), by_id[t.task_id]) for t in trajs]
+
+
+def seen(record) -> str:
+    return "\n".join(t["text"] for t in record["turns"] if t["who"] == "tool")
+
+
+def accepted(record, task) -> bool:
+    return judge(task, Outcome.of(record), 0.8)[0]
+
+
+def check_valid(record, task, cfg):
     """Model turns parse; tools follow every search; the answer is last; the source never shows."""
-    whos = [t["who"] for t in ep.turns]
-    assert whos[0] == "model" and whos[-1] == "model" and whos.count("tool") == len(ep.queries)
-    for i, turn in enumerate(ep.turns):
+    whos = [t["who"] for t in record["turns"]]
+    assert whos[0] == "model" and whos[-1] == "model" and whos.count("tool") == len(record["queries"])
+    for i, turn in enumerate(record["turns"]):
         if turn["who"] == "model":
             kind = parse_turn(turn["text"]).kind
-            assert kind == ("answer" if i == len(ep.turns) - 1 else "search")
+            assert kind == ("answer" if i == len(record["turns"]) - 1 else "search")
         else:
             assert turn["text"].startswith("\n<information>") and turn["text"].count("Doc ") <= cfg.topk
-    source = ep.task.get("metadata", {}).get("source_id")
+    source = task.get("metadata", {}).get("source_id")
     if source:
-        title = ep.task["metadata"]["title"]
-        assert all(f"(Title: {title})" not in t["text"] for t in ep.turns if t["who"] == "tool")
+        title = task["metadata"]["title"]
+        assert all(f"(Title: {title})" not in t["text"] for t in record["turns"] if t["who"] == "tool")
 
 
 @pytest.mark.parametrize("form", ["paragraph", "spans"])
 def test_scripted_ramp_teacher_searches_and_is_right_when_the_index_is(env, form):
     world, searcher, tok, ramp, _ = env
     cfg = TeachConfig(answer_form=form)
-    episodes = teach(ramp, ScriptedTeacher(cfg), searcher.search, cfg)
-    accepted = 0
-    for ep in episodes:
-        check_valid(ep, cfg)
-        assert 1 <= len(ep.queries) <= cfg.max_turns
-        ok, parts = judge(ep.task, ep.answer, ep.end, len(ep.queries), 0.8)
-        seen_all = all(span in ep.seen for span in ep.task["metadata"]["masks"])
-        assert ok == seen_all, (ep.task["metadata"]["masks"], ep.answer)
-        accepted += ok
+    done = records(teach(ramp, ScriptedTeacher(cfg), searcher.search, tok, cfg), ramp, cfg)
+    right = 0
+    for record, task in done:
+        check_valid(record, task, cfg)
+        assert 1 <= len(record["queries"]) <= cfg.max_turns and record["end"] == "answer"
+        ok = accepted(record, task)
+        seen_all = all(span in seen(record) for span in task["metadata"]["masks"])
+        assert ok == seen_all, (task["metadata"]["masks"], record["answer"])
+        right += ok
         if form == "paragraph" and ok:
-            assert ep.answer == ep.task["golden_answers"][0]
-    assert 0.15 * len(episodes) < accepted < len(episodes)
+            assert record["answer"] == task["golden_answers"][0]
+    assert 0.15 * len(done) < right < len(done)
 
 
 def test_scripted_teacher_fails_when_the_index_does(env):
@@ -70,29 +88,54 @@ def test_scripted_teacher_fails_when_the_index_does(env):
 
     def nothing(queries, k, exclude_ids=None):
         return [[] for _ in queries]
-    qa = world.qa["train"][:20]
-    episodes = teach(ramp[:20] + qa, ScriptedTeacher(cfg, names), nothing, cfg)
-    assert all(not judge(e.task, e.answer, e.end, len(e.queries), 0.8)[0] for e in episodes)
-    assert all("unknown" in e.answer for e in episodes)
+    tasks = ramp[:20] + world.qa["train"][:20]
+    done = records(teach(tasks, ScriptedTeacher(cfg, names), nothing, tok, cfg), tasks, cfg)
+    assert all(not accepted(record, task) for record, task in done)
+    assert all("unknown" in record["answer"] for record, _ in done)
 
 
 def test_scripted_qa_teacher_follows_the_hops(env):
     world, searcher, tok, _, names = env
     cfg = TeachConfig()
     tasks = world.qa["train"][:120]
-    episodes = teach(tasks, ScriptedTeacher(cfg, names), searcher.search, cfg)
-    results = [judge(e.task, e.answer, e.end, len(e.queries), 0.8)[0] for e in episodes]
+    done = records(teach(tasks, ScriptedTeacher(cfg, names), searcher.search, tok, cfg), tasks, cfg)
+    results = [accepted(record, task) for record, task in done]
     assert sum(results) > 0.7 * len(tasks)
-    for e, ok in zip(episodes, results):
-        check_valid(e, cfg)
-        hops = e.task["metadata"]["source_ids"]
+    for (record, task), ok in zip(done, results):
+        check_valid(record, task, cfg)
+        hops = task["metadata"]["source_ids"]
         if ok:  # the question as asked first, then the title of each further passage, in hop order
-            assert e.queries == [e.task["question"]] + [names[h] for h in hops[1:]]
+            assert record["queries"] == [task["question"]] + [names[h] for h in hops[1:]]
     with pytest.raises(UserError, match="agents teacher"):
         teach([{"id": "q", "question": "Who?", "golden_answers": ["x"], "metadata": {}}],
-              ScriptedTeacher(cfg, names), searcher.search, cfg)
+              ScriptedTeacher(cfg, names), searcher.search, tok, cfg)
     with pytest.raises(UserError, match="--corpus"):
-        teach(tasks[:1], ScriptedTeacher(cfg, {}), searcher.search, cfg)
+        teach(tasks[:1], ScriptedTeacher(cfg, {}), searcher.search, tok, cfg)
+
+
+def test_a_teacher_reads_the_context_a_model_reads(env):
+    """The teacher's view of a context is the task whose prompt it starts with and the
+    searches and results after it, however many tasks share the batch."""
+    world, searcher, tok, ramp, names = env
+    tasks = world.qa["train"][:6]
+    cfg = TeachConfig()
+    trajs = teach(tasks, ScriptedTeacher(cfg, names), searcher.search, tok, cfg)
+    reader = TeacherGenerator(ScriptedTeacher(cfg, names), tok, tasks + ramp[:6], cfg.max_turns)
+    for traj, task in zip(trajs, tasks):
+        context = tok.decode([i for s in traj.segments[:-1] for i in s.token_ids], skip_special_tokens=False)
+        view = reader.episode(context)
+        tools = [s.text.strip() for s in traj.segments if s.who == "tool"]
+        assert view.task is task and view.queries == traj.queries and [b for _, b in view.history] == tools
+    with pytest.raises(ValueError, match="none of the tasks' prompts"):
+        reader.episode("<|im_start|>system\nsomething else")
+
+
+def test_the_token_budget_ends_a_teachers_trajectory_as_a_models(env):
+    world, searcher, tok, ramp, names = env
+    cfg = TeachConfig(max_tokens=300)  # the prompt and one result block at most
+    done = records(teach(ramp[:10], ScriptedTeacher(cfg), searcher.search, tok, cfg), ramp[:10], cfg)
+    assert {record["end"] for record, _ in done} == {"length"}
+    assert not any(accepted(record, task) for record, task in done)
 
 
 def test_mask_context_skips_other_masks():
@@ -112,7 +155,7 @@ def test_mask_context_skips_other_masks():
      "answer", 1, False),                                                                     # one span of two
 ])
 def test_rejection(task, answer, end, searches, accepted):
-    assert judge(task, answer, end, searches, 0.8)[0] is accepted
+    assert judge(task, Outcome(answer, end, searches), 0.8)[0] is accepted
 
 
 def test_merge_by_rank_each_passage_once():
@@ -151,13 +194,13 @@ def test_agent_teacher_plans_rewrites_and_observes(env):
     def search(queries, k, exclude_ids=None):
         calls.append(list(queries))
         return searcher.search(queries, k=k, exclude_ids=exclude_ids)
-    episodes = teach(tasks, AgentTeacher(backend, cfg, n_rewrites=2), search, cfg)
+    done = records(teach(tasks, AgentTeacher(backend, cfg, n_rewrites=2), search, tok, cfg), tasks, cfg)
     assert len(calls) == 1 and len(calls[0]) == 3 * len(tasks)  # each query and its two rewrites, one batch
     assert calls[0][1:3] == ["first rewrite", "second rewrite"]
-    for ep in episodes:
-        check_valid(ep, cfg)
-        assert ep.turns[0]["text"] == f"<think>find the page</think><search> {ep.task['question']} </search>"
-        assert judge(ep.task, ep.answer, ep.end, len(ep.queries), 0.8)[0]
+    for record, task in done:
+        check_valid(record, task, cfg)
+        assert record["turns"][0]["text"] == f"<think>find the page</think><search> {task['question']} </search>"
+        assert accepted(record, task)
     assert sum("plan web-style" in p for p in backend.prompts) == len(tasks)
     assert sum("read search results" in p for p in backend.prompts) == len(tasks)
 
@@ -173,7 +216,7 @@ def test_a_stored_trajectory_renders_like_the_live_one(env):
     task = ramp[0]
 
     def script(context):
-        if "<information>" not in context.rsplit("<|im_start|>assistant", 1)[-1]:
+        if not results_shown(context):
             return f"<think>go</think><search>{task['metadata']['title']}</search>"
         return "<think>done</think><answer>x; y</answer>"
     traj = rollout([task], ScriptedGenerator(tok, script), searcher.search, tok, RolloutConfig())[0]

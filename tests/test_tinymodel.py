@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 
 import pytest
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from minisearch.data.toyworld import build_world  # noqa: E402
+from minisearch.agent.protocol import TAGS  # noqa: E402
 from minisearch.errors import UserError  # noqa: E402
 from minisearch.tiny.model import IM_END, IM_START, TinyModelConfig, init_model  # noqa: E402
 
-TAGS = ["<think>", "</think>", "<search>", "</search>", "<information>", "</information>", "<answer>", "</answer>"]
-
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tiny") / "model"
-    world = build_world(300, seed=1)
-    init_model(world.passages, out, TAGS, TinyModelConfig(vocab_size=1024),
-               extra_texts=["Answer the question by searching."] * 50)
-    tok = transformers.AutoTokenizer.from_pretrained(out)
-    model = transformers.AutoModelForCausalLM.from_pretrained(out)
-    return out, tok, model, world
+def tiny(tiny_model, toy_world):
+    """The shared tiny model (conftest), its tokenizer, and the world it was built from."""
+    tok = transformers.AutoTokenizer.from_pretrained(tiny_model)
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model)
+    return tiny_model, tok, model, toy_world
 
 
 def test_tags_and_chat_markers_are_single_tokens(tiny):
@@ -50,9 +46,9 @@ def test_chat_template_round_trips(tiny):
 def test_tokenizer_learned_the_corpus(tiny):
     _, tok, _, world = tiny
     name = world.entities[0].name
-    text = world.passages[0]["contents"]
-    assert len(tok(text)["input_ids"]) < len(text.encode()) / 2.5  # far better than bytes
-    assert len(tok(" searching", add_special_tokens=False)["input_ids"]) <= 2  # from extra_texts
+    texts = [p["contents"] for p in world.passages]
+    tokens = sum(len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"])
+    assert tokens < sum(len(t.encode()) for t in texts) / 2.5  # far better than bytes (2.97 bytes a token)
     assert tok.decode(tok(name)["input_ids"]) == name
 
 
@@ -69,13 +65,14 @@ def test_model_is_small_reloads_and_generates(tiny):
     assert new.shape[1] > ids.shape[1]
 
 
-def test_same_seed_same_weights(tmp_path):
-    world = build_world(100, seed=0)
-    a = init_model(world.passages, tmp_path / "a", TAGS, TinyModelConfig(vocab_size=512))
-    b = init_model(world.passages, tmp_path / "b", TAGS, TinyModelConfig(vocab_size=512))
-    ma = transformers.AutoModelForCausalLM.from_pretrained(a)
-    mb = transformers.AutoModelForCausalLM.from_pretrained(b)
-    for (na, pa), (_, pb) in zip(ma.named_parameters(), mb.named_parameters()):
+def test_same_seed_same_weights(tiny, tmp_path):
+    out, tok, model, world = tiny
+    meta = json.loads((out / "tiny_model.json").read_text())
+    again = init_model(world.passages, tmp_path / "again", TAGS,
+                       TinyModelConfig(**{f.name: meta[f.name] for f in fields(TinyModelConfig)}))
+    assert transformers.AutoTokenizer.from_pretrained(again).get_vocab() == tok.get_vocab()
+    rebuilt = transformers.AutoModelForCausalLM.from_pretrained(again)
+    for (na, pa), (_, pb) in zip(model.named_parameters(), rebuilt.named_parameters()):
         assert torch.equal(pa, pb), na
 
 
@@ -92,8 +89,9 @@ def test_cli_model_init(tmp_path):
 
     out = tmp_path / "m"
     result = CliRunner().invoke(main, ["model", "init", "--corpus", "toyworld:100", "--out", str(out),
-                                       "--vocab", "2000"])
+                                       "--vocab-size", "2000"])
     assert result.exit_code == 0, result.output
     tok = transformers.AutoTokenizer.from_pretrained(out)
     assert len(tok(system_prompt())["input_ids"]) < len(system_prompt().split()) * 1.6
+    assert len(tok(" searching", add_special_tokens=False)["input_ids"]) <= 2  # the prompts' words, not the world's
     assert tok.convert_tokens_to_ids("<search>") != tok.unk_token_id

@@ -10,7 +10,7 @@ pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
 from click.testing import CliRunner  # noqa: E402
-from safetensors.torch import load_file  # noqa: E402
+from conftest import adapter_weights  # noqa: E402
 
 from minisearch.cli import main  # noqa: E402
 from minisearch.jsonl import read_jsonl, write_jsonl  # noqa: E402
@@ -21,9 +21,10 @@ def test_ramp_traj_sft_from_the_cli(toy_run, tmp_path):
     write_jsonl(tmp_path / "passages.jsonl", world.passages)
     run = CliRunner().invoke
     r = run(main, ["ramp", str(tmp_path / "passages.jsonl"), "--index", str(root / "index"), "--out",
-                   str(tmp_path / "ramp"), "--dev", "0.1", "--k-weights", "0.7,0.3,0,0"])
+                   str(tmp_path / "ramp"), "--dev-fraction", "0.1", "--k-weights", "0.7,0.3,0,0"])
     assert r.exit_code == 0, r.output
-    r = run(main, ["traj", str(tmp_path / "ramp" / "train.jsonl"), "--index", str(root / "index"), "--out",
+    r = run(main, ["traj", str(tmp_path / "ramp" / "train.jsonl"), "--index", str(root / "index"), "--model",
+                   str(root / "model"), "--out",
                    str(tmp_path / "traj"), "--answer-form", "spans"])
     assert r.exit_code == 0, r.output
     assert "accepted" in r.output
@@ -39,11 +40,11 @@ def test_ramp_traj_sft_from_the_cli(toy_run, tmp_path):
     assert (tmp_path / "sft" / "adapter" / "adapter_model.safetensors").is_file()
     r = run(main, ["sft", str(tmp_path / "traj"), str(tmp_path / "traj" / "round-0.jsonl"), "--model",
                    str(root / "model"), "--out", str(tmp_path / "sft2"), "--adapter", str(tmp_path / "sft" / "adapter"),
-                   "--fixed-embeddings", "--max-steps", "2",
+                   "--no-train-embeddings", "--max-steps", "2",
                    "--batch-size", "4", "--lora-rank", "4"])
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "sft2" / "done.json").read_text())["counts"]["trajectories"] == 2 * len(rows)
-    first, second = (load_file(tmp_path / d / "adapter" / "adapter_model.safetensors") for d in ("sft", "sft2"))
+    first, second = (adapter_weights(tmp_path / d) for d in ("sft", "sft2"))
     embeddings = [k for k in first if "embed_tokens" in k]
     assert embeddings and all(torch.equal(first[k], second[k]) for k in embeddings)  # kept as the adapter had them
     assert any(not torch.equal(first[k], second[k]) for k in first if "lora_" in k)  # while LoRA trained on
@@ -60,7 +61,7 @@ def test_self_evolving_round_trains_a_student_and_logs_its_acceptance(toy_run, t
     write_jsonl(tmp_path / "passages.jsonl", world.passages)
     out = run(TrajConfig(tasks=str(tmp_path / "qa.jsonl"), index=str(root / "index"), out=str(tmp_path / "traj"),
                          corpus=str(tmp_path / "passages.jsonl"), limit=24, rounds=2, round_tasks=6,
-                         student_model=str(root / "model"), student_steps=2, teach=TeachConfig(words_per_hit=30)),
+                         model=str(root / "model"), student_steps=2, teach=TeachConfig(words_per_hit=30)),
               echo=lambda *_: None)
     stats = json.loads((out / "stats.json").read_text())
     assert [s["round"] for s in stats] == [0, 1] and stats[1]["who"] == "student-1" and stats[1]["tasks"] == 6

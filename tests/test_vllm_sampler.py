@@ -19,29 +19,28 @@ torch = pytest.importorskip("torch")
 
 from minisearch.agent.backends.cpu import CpuBackend  # noqa: E402
 from minisearch.agent.backends.vllm_sampler import VllmSampler  # noqa: E402
-from minisearch.agent.protocol import STOP, TAGS  # noqa: E402
-from minisearch.data.toyworld import build_world  # noqa: E402
-from minisearch.tiny.model import TinyModelConfig, init_model  # noqa: E402
+from minisearch.agent.protocol import STOP  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tiny_model, tmp_path_factory):
+    """A vLLM engine on the shared tiny model (conftest) with a moved LoRA adapter, the peft
+    model that holds that adapter, and the bare model."""
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     from vllm.lora.request import LoRARequest
 
     root = tmp_path_factory.mktemp("vllm")
-    init_model(build_world(200, seed=6).passages, root / "model", TAGS, TinyModelConfig(vocab_size=1000))
-    tuned = CpuBackend(root / "model", lora_rank=8, lora_only=True)  # vLLM serves LoRA A/B only
+    tuned = CpuBackend(tiny_model, lora_rank=8, lora_only=True)  # vLLM serves LoRA A/B only
     with torch.no_grad():
         for name, p in tuned.model.named_parameters():
             if "lora_B" in name:
                 p.add_(0.05)
     tuned.save_adapter(root / "adapter")
-    llm = vllm.LLM(model=str(root / "model"), enable_lora=True, max_lora_rank=8, max_model_len=1024,
+    llm = vllm.LLM(model=str(tiny_model), enable_lora=True, max_lora_rank=8, max_model_len=1024,
                    dtype="float32", seed=0)
     sampler = VllmSampler(llm, LoRARequest("policy", 1, str(root / "adapter")))
-    return sampler, tuned, CpuBackend(root / "model")
+    return sampler, tuned, CpuBackend(tiny_model)
 
 
 def test_logprobs_match_the_training_model_and_lora_is_applied(setup):

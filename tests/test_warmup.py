@@ -17,17 +17,29 @@ from minisearch.errors import UserError  # noqa: E402
 from minisearch.tiny.warmup import WarmupConfig, batch_rows, blocks, copy_exercise, run, token_stream  # noqa: E402
 
 
+def loss_on(model, rows) -> float:
+    """Mean next-token loss over fixed token rows (B, T + 1)."""
+    with torch.no_grad():
+        logits = model(input_ids=rows[:, :-1]).logits                 # (B, T, vocab)
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1), rows[:, 1:].flatten()).item()
+
+
 def test_warmup_lowers_the_loss_and_changes_all_weights(toy_run, tmp_path):
     root, world = toy_run
     out = run(WarmupConfig(model=str(root / "model"), corpus="toyworld:200", out=str(tmp_path / "warm"), steps=150,
                            batch_size=8, seq_len=64, lr=5e-3, warmup_steps=5, copy_share=0.0), echo=lambda _: None)
     history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(history) == 150
-    first = sum(h["loss"] for h in history[:3]) / 3
-    last = sum(h["loss"] for h in history[-5:]) / 5
-    assert last < 0.85 * first, (first, last)  # 6.56 -> 5.10 here: the planted copy head slows plain text at first
     before = transformers.AutoModelForCausalLM.from_pretrained(root / "model")
     after = transformers.AutoModelForCausalLM.from_pretrained(out)
+    # The loss on the same 2,048 tokens before and after, of a world the warm-up never read
+    # (it reads toyworld:200's seed 0, these are the fixture's seed 4): no batch's luck in it.
+    # Warm-up seeds 0-4: 6.59 -> 4.37..4.89, a ratio of 0.66..0.74.
+    tok = transformers.AutoTokenizer.from_pretrained(root / "model")
+    cut = blocks(token_stream(tok, world.passages), 64)
+    rows = torch.tensor(cut[::len(cut) // 32][:32])                   # (32, 65)
+    first, last = loss_on(before, rows), loss_on(after, rows)
+    assert last < 0.85 * first, (first, last)
     moved = [n for (n, a), (_, b) in zip(before.named_parameters(), after.named_parameters()) if not torch.equal(a, b)]
     still = {n for n, _ in before.named_parameters()} - set(moved)  # all weights train, not an adapter,
     assert still <= {f"model.layers.0.self_attn.{p}_proj.{w}" for p in "kv" for w in ("weight", "bias")}, still

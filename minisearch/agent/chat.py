@@ -17,25 +17,27 @@ from pathlib import Path
 
 import click
 
+from minisearch.agent.backends import BACKENDS
 from minisearch.agent.protocol import parse_turn
 from minisearch.agent.rollout import RolloutConfig, Segment, Trajectory, rollout
 from minisearch.errors import UserError
+from minisearch.settings import Settings, setting
 
 ADAPTER_STAGES = ("dapo", "sft")  # the newest trained adapter of a run wins
 
 
 @dataclass
-class ChatConfig:
-    index: str
-    model: str
-    adapter: str | None = None
-    backend: str = "cpu"
-    max_turns: int = 4
-    topk: int = 3
-    max_new_tokens: int = 256
-    temperature: float = 0.0
-    show_thoughts: bool = False
-    keep_history: bool = False
+class ChatConfig(Settings):
+    index: str = setting(help="Index folder or search server URL [default: the run's].")
+    model: str = setting(help="Model folder or Hugging Face id [default: the run's].")
+    adapter: str | None = setting(None, help="A LoRA adapter [default: the run's newest].")
+    backend: str = setting("cpu", help="Where the model runs.", choices=BACKENDS)
+    max_turns: int = setting(4, help="Searches allowed per question.", min=1)
+    topk: int = setting(3, help="Passages per search [default: the run's, else 3].", min=1)
+    max_new_tokens: int = setting(256, help="Tokens per model turn.", min=1)
+    temperature: float = setting(0.0, help="Sampling temperature (0: greedy).", min=0.0)
+    show_thoughts: bool = setting(False, help="Print the model's <think> text too.")
+    keep_history: bool = setting(False, help="Carry earlier questions and answers into the next (chat).")
 
 
 def resolve(run: str | None, index: str | None, model: str | None,

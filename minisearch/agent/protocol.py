@@ -29,6 +29,7 @@ STOP = ("</search>", "</answer>")
 MASK = "[mask]"
 MAX_QUERY_CHARS = 500
 _OUR_TAG = re.compile(r"<(/?)(think|search|information|answer)\b", re.I)
+_INFORMATION_TURN = re.compile(r"\n?(<information>.*?</information>)\n?", re.S)  # the tool's turn
 
 
 def system_prompt(max_turns: int = 4) -> str:
@@ -58,8 +59,7 @@ def user_turn(question: str) -> str:
     """What the user says: a RAMP question as it is (it starts with its instruction), a QA
     question after "Question:". The label puts a space before the question's first word, so a
     query that repeats the question is the same tokens as the question here, first one too,
-    and the copy head can follow it (the tiny model's first query token was a guess before:
-    held-out toy QA exact 0.125 -> 0.25 with the label, the embeddings fixed in both)."""
+    and the copy head can follow it from the first token (docs/results.md)."""
     return question if question.startswith(RAMP_INSTRUCTION) else f"Question: {question}"
 
 
@@ -118,6 +118,32 @@ def parse_turn(text) -> Turn:
     if rest.strip():
         return Turn("malformed", thought, answer=body, reason="text after answer")
     return Turn(ANSWER, thought, answer=body)
+
+
+def turn_end(turn: Turn, searches: int, max_turns: int) -> str:
+    """How a trajectory ends at this model turn, or "" when it goes on to search: the stop
+    conditions of every turn loop (rollouts, teachers), stated once. A loop that counts tokens
+    adds its own end, "length", when the budget runs out.
+
+    >>> turn_end(parse_turn("<search> x </search>"), 0, 4), turn_end(parse_turn("<search> x </search>"), 4, 4)
+    ('', 'max_turns')
+    """
+    if turn.kind == ANSWER:
+        return "answer"
+    if turn.kind == "malformed":
+        return f"malformed: {turn.reason}"
+    return "max_turns" if searches >= max_turns else ""
+
+
+def split_context(text: str) -> tuple[list[str], list[str]]:
+    """Everything after the prompt, as (model turns, <information> blocks between them): what a
+    reader of the context (a teacher, a text reward) sees of the turns so far.
+
+    >>> split_context("<search> a </search>\\n<information>Doc 1 x</information>\\n<answer> b </answer>")
+    (['<search> a </search>', '<answer> b </answer>'], ['<information>Doc 1 x</information>'])
+    """
+    blocks = [m.group(1) for m in _INFORMATION_TURN.finditer(text)]
+    return _INFORMATION_TURN.split(text)[::2], blocks
 
 
 def write_turn(kind: str, body: str, thought: str = "") -> str:

@@ -3,8 +3,9 @@
 For N tasks x G samples: generate every live trajectory until a stop tag, parse the turn,
 run all pending searches as one batch (each task's own passage excluded), append the
 <information> blocks, and continue; a trajectory ends at an answer, a malformed turn, a
-search beyond `max_turns`, or the token budget. The generator and the search function are
-passed in, so tests can script either.
+search beyond `max_turns` (`protocol.turn_end`), or the token budget. The generator and the
+search function are passed in: a model's sampler, a teacher (`train.teachers`: the teachers'
+trajectories come from this same loop), or a test's script.
 
     trajs = rollout(tasks, backend.generate, searcher.search, backend.tokenizer, RolloutConfig(group=4))
     ids, mask = render(trajs[0])   # mask is 1 exactly on model-written tokens
@@ -16,19 +17,20 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from minisearch.agent.backends import Completion
-from minisearch.agent.protocol import STOP, information_turn, parse_turn, task_messages
+from minisearch.agent.protocol import STOP, information_turn, parse_turn, task_messages, turn_end
+from minisearch.settings import Settings, setting
 
 
 @dataclass
-class RolloutConfig:
-    group: int = 1                 # G: samples per task
-    max_turns: int = 4             # searches allowed per trajectory
-    max_new_tokens: int = 128      # per model turn
-    max_total_tokens: int = 1024   # prompt + everything after it
-    topk: int = 3
-    words_per_hit: int = 80
-    temperature: float = 1.0
-    top_p: float = 1.0
+class RolloutConfig(Settings):
+    group: int = setting(1, help="G: samples per task.", min=1)
+    max_turns: int = setting(4, help="Searches allowed per trajectory.", min=0)
+    max_new_tokens: int = setting(128, help="Tokens per model turn.")
+    max_total_tokens: int = setting(1024, help="Prompt and everything after it.")
+    topk: int = setting(3, help="Passages per search.", min=1)
+    words_per_hit: int = setting(80, help="Words shown of each passage.")
+    temperature: float = setting(1.0, help="Sampling temperature (0: greedy).", min=0.0)
+    top_p: float = setting(1.0, help="Nucleus sampling: the smallest set of tokens with this much probability.")
 
 
 @dataclass
@@ -77,13 +79,8 @@ def to_record(traj: Trajectory, task: dict, max_turns: int, teacher: str, **extr
     """A trajectory as a JSON line (DESIGN.md section 3): the texts, not the token ids, so any
     tokenizer can render it again with `from_record`."""
     turns = [{"who": s.who, "text": s.text} for s in traj.segments if s.who != "prompt"]
-    return make_record(task, turns, traj.answer, traj.queries, traj.end, max_turns, teacher, **extra)
-
-
-def make_record(task: dict, turns: list[dict], answer: str | None, queries: list[str], end: str, max_turns: int,
-                teacher: str, **extra) -> dict:
     return {"task_id": task["id"], "question": task["question"], "max_turns": max_turns, "turns": turns,
-            "answer": answer, "queries": list(queries), "end": end, "teacher": teacher, **extra}
+            "answer": traj.answer, "queries": list(traj.queries), "end": traj.end, "teacher": teacher, **extra}
 
 
 def from_record(tokenizer, record: dict) -> Trajectory:
@@ -143,13 +140,12 @@ def rollout(tasks: list[dict], generate: Generate, search: Search, tokenizer, cf
             text = c.text if len(ids) == len(c.token_ids) else tokenizer.decode(ids, skip_special_tokens=False)
             add(t, Segment("model", ids, text, logprobs))
             turn = parse_turn(text)
-            if turn.kind == "answer":
-                t.answer, t.end = turn.answer, "answer"
-            elif turn.kind == "malformed":
-                t.end = "length" if len(ids) >= room else f"malformed: {turn.reason}"
-            elif t.searches >= cfg.max_turns:
-                t.end = "max_turns"
-            else:
+            t.end = turn_end(turn, t.searches, cfg.max_turns)
+            if turn.kind == "malformed" and len(ids) >= room:
+                t.end = "length"  # the budget cut the turn, not the model
+            if t.end == "answer":
+                t.answer = turn.answer
+            elif not t.end:
                 t.queries.append(turn.query)
                 searching.append(t)
         if searching:
@@ -168,11 +164,22 @@ def rollout(tasks: list[dict], generate: Generate, search: Search, tokenizer, cf
     return sorted(done, key=lambda t: (order[t.task_id], t.sample))
 
 
-class ScriptedGenerator:
-    """A generator that writes what `script(context_text, sample_index)` says, token by token.
+def completion(tokenizer, text: str, max_new_tokens: int, stop=STOP) -> Completion:
+    """A written turn as a model's completion: cut after its first stop string, in the
+    tokenizer's tokens, at most `max_new_tokens` of them (logprobs 0: nothing sampled it)."""
+    cuts = [text.find(s) + len(s) for s in stop if s in text]
+    text = text[:min(cuts)] if cuts else text
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    new = ids[:max_new_tokens]
+    finish = "stop" if cuts and len(new) == len(ids) else "length"
+    return Completion(new, [0.0] * len(new), text if len(new) == len(ids) else tokenizer.decode(new), finish)
 
-    For tests and the scripted teacher: it speaks through the same tokenizer and stop
-    strings as a model, so trajectories it makes are rendered exactly like a model's.
+
+class ScriptedGenerator:
+    """A generator that writes what `script(context_text)` says, as a model would.
+
+    For tests: it speaks through the same tokenizer and stop strings as a model, so the
+    trajectories it makes are rendered exactly like a model's.
     """
 
     def __init__(self, tokenizer, script: Callable[[str], str]):
@@ -181,16 +188,5 @@ class ScriptedGenerator:
 
     def __call__(self, prompts: list[list[int]], n: int = 1, max_new_tokens: int = 128, stop=STOP,
                  **_) -> list[list[Completion]]:
-        out = []
-        for ids in prompts:
-            context = self.tokenizer.decode(ids, skip_special_tokens=False)
-            group = []
-            for _ in range(n):
-                text = self.script(context)
-                cuts = [text.find(s) + len(s) for s in stop if s in text]
-                text = text[:min(cuts)] if cuts else text
-                new = self.tokenizer(text, add_special_tokens=False)["input_ids"][:max_new_tokens]
-                finish = "stop" if cuts and len(new) < max_new_tokens else "length"
-                group.append(Completion(new, [0.0] * len(new), self.tokenizer.decode(new), finish))
-            out.append(group)
-        return out
+        contexts = [self.tokenizer.decode(ids, skip_special_tokens=False) for ids in prompts]
+        return [[completion(self.tokenizer, self.script(c), max_new_tokens, stop) for _ in range(n)] for c in contexts]

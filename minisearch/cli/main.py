@@ -1,7 +1,8 @@
 """The `minisearch` command line.
 
-Every command imports its stage lazily, so `minisearch --help` starts instantly and works
-without torch, Whoosh or a GPU stack installed.
+Each command's options are its stage config's fields (`cli.options`). The config modules
+import no heavy library at load time and every stage's work is imported lazily, so
+`minisearch --help` starts instantly and works without torch, Whoosh or a GPU stack.
 """
 
 from __future__ import annotations
@@ -11,10 +12,21 @@ import sys
 import warnings
 
 import click
+from click.core import ParameterSource
 
+from minisearch.agent.chat import ChatConfig
 from minisearch.cli.loop import eval_cmd, report, run_cmd
+from minisearch.cli.options import settings_from, settings_options
 from minisearch.cli.train import dapo, sft, traj
-from minisearch.errors import UserError, user_errors
+from minisearch.data.corpus import CorpusConfig
+from minisearch.data.index import IndexConfig
+from minisearch.data.toyworld import WorldConfig
+from minisearch.errors import user_errors
+from minisearch.export.verl_data import ExportConfig
+from minisearch.ramp.tasks import RampConfig
+from minisearch.search.server import Limits
+from minisearch.tiny.model import InitConfig
+from minisearch.tiny.warmup import WarmupConfig
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,34 +43,28 @@ def main():
 
 
 @main.command()
-@click.option("--size", default=500, show_default=True, help="Number of entities (one passage each).")
-@click.option("--seed", default=0, show_default=True, help="Same seed, same world.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
+@settings_options(WorldConfig)
 @user_errors
-def toyworld(size, seed, out):
+def toyworld(**options):
     """Write the built-in fictional encyclopedia: passages + QA (train/dev/test)."""
     from minisearch.data.toyworld import write_world
 
-    counts = write_world(out, size=size, seed=seed)
-    click.echo(json.dumps(counts, indent=2))
+    cfg = settings_from(WorldConfig, options)
+    click.echo(json.dumps(write_world(cfg.out, size=cfg.size, seed=cfg.seed), indent=2))
 
 
 @main.command()
-@click.argument("source")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Stage folder to write.")
-@click.option("--strict", is_flag=True, help="Fail on the first bad line instead of skipping it.")
-@click.option("--words", default=100, show_default=True, help="Passage length for .txt/.md splitting.")
+@settings_options(CorpusConfig)
 @user_errors
-def corpus(source, out, strict, words):
+def corpus(**options):
     """Collect passages from SOURCE into OUT/passages.jsonl.
 
     SOURCE is a JSONL file ({"id","contents"} or {"id","title","text"}), a folder of
     .txt/.md/.jsonl files, `toyworld[:SIZE]`, or `hf:DATASET` (needs internet).
     """
-    from minisearch.data.corpus import CorpusConfig, run
+    from minisearch.data.corpus import run
 
-    path = run(CorpusConfig(source=source, out=out, strict=strict, passage_words=words))
-    click.echo(f"wrote {path}")
+    click.echo(f"wrote {run(settings_from(CorpusConfig, options))}")
 
 
 @main.group()
@@ -67,18 +73,13 @@ def index():
 
 
 @index.command("build")
-@click.argument("source")
-@click.option("--out", type=click.Path(file_okay=False), help="Index folder [default: SOURCE.idx].")
-@click.option("--backend", type=click.Choice(["whoosh", "bm25s"]), default="whoosh", show_default=True)
-@click.option("--procs", default=1, show_default=True, help="Indexing processes (whoosh).")
-@click.option("--strict", is_flag=True, help="Fail on the first bad input line instead of skipping it.")
+@settings_options(IndexConfig)
 @user_errors
-def index_build(source, out, backend, procs, strict):
+def index_build(**options):
     """Index SOURCE (passages JSONL, a corpus folder, a folder of documents)."""
-    from minisearch.data.index import IndexConfig, run
+    from minisearch.data.index import run
 
-    path = run(IndexConfig(source=source, out=out, backend=backend, procs=procs, strict=strict))
-    click.echo(f"index ready: {path}")
+    click.echo(f"index ready: {run(settings_from(IndexConfig, options))}")
 
 
 @index.command("search")
@@ -121,51 +122,33 @@ def index_info(index_dir):
 
 
 @main.command()
-@click.argument("corpus")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Stage folder to write.")
-@click.option("--k-weights", default="0.4,0.3,0.2,0.1", show_default=True,
-              help="Weights of k = 1,2,3,4 masks per task.")
-@click.option("--dev", "dev_fraction", default=0.05, show_default=True, help="Share of passages held out.")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--hard-model", help="Perplexity masking: mask the spans this model guesses worst.")
-@click.option("--index", "index_dir", help="Mask only spans that another passage of this index holds.")
-@click.option("--per-passage", default=1, show_default=True, help="Tasks per passage, each with other masks.")
+@settings_options(RampConfig)
 @user_errors
-def ramp(corpus, out, k_weights, dev_fraction, seed, hard_model, index_dir, per_passage):
+def ramp(**options):
     """Make RAMP tasks (masked passages to fill by searching) from CORPUS."""
-    from minisearch.ramp.tasks import RampConfig, run
+    from minisearch.ramp.tasks import run
 
-    try:
-        weights = [float(w) for w in k_weights.split(",")]
-    except ValueError as e:
-        raise UserError(f"--k-weights takes four numbers like 0.4,0.3,0.2,0.1, got {k_weights!r}") from e
-    path = run(RampConfig(corpus=corpus, out=out, k_weights=weights, dev_fraction=dev_fraction, seed=seed,
-                          hard_model=hard_model, index=index_dir, per_passage=per_passage))
-    click.echo(f"wrote {path}")
+    click.echo(f"wrote {run(settings_from(RampConfig, options))}")
+
+
+def make_agent(run, options: dict):
+    """The agent of chat and ask: the run folder's model, newest adapter, index and top-k,
+    each overridden by the flag given."""
+    from minisearch.agent.chat import Agent, resolve
+
+    given = click.get_current_context().get_parameter_source
+    topk = options["topk"] if given("topk") == ParameterSource.COMMANDLINE else None
+    index_dir, model, adapter, topk = resolve(run, options["index"], options["model"], topk)
+    fixed = {"index": index_dir, "model": model, "topk": topk, "adapter": options["adapter"] or adapter}
+    for key in fixed:
+        options.pop(key)
+    return Agent(settings_from(ChatConfig, options, **fixed))
 
 
 def agent_options(fn):
-    """The options chat and ask share."""
-    options = [
-        click.option("--run", help="A run folder: its model, newest adapter and index."),
-        click.option("--index", "index_dir", help="Index folder or search server URL (overrides the run's)."),
-        click.option("--model", help="Model folder or Hugging Face id (overrides the run's)."),
-        click.option("--backend", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True),
-        click.option("--max-turns", default=4, show_default=True, help="Searches allowed per question."),
-        click.option("-k", "topk", type=int, help="Passages per search [the run's, else 3]."),
-        click.option("--show-thoughts", is_flag=True, help="Print the model's <think> text too."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def make_agent(run, index_dir, model, backend, max_turns, topk, show_thoughts, keep_history=False):
-    from minisearch.agent.chat import Agent, ChatConfig, resolve
-
-    index_dir, model, adapter, topk = resolve(run, index_dir, model, topk)
-    return Agent(ChatConfig(index=index_dir, model=model, adapter=adapter, backend=backend, max_turns=max_turns,
-                            topk=topk, show_thoughts=show_thoughts, keep_history=keep_history))
+    """The options chat and ask share: ChatConfig's, and a run folder to take them from."""
+    fn = settings_options(ChatConfig, short={"topk": "-k"}, optional=("index", "model"))(fn)
+    return click.option("--run", help="A run folder: its model, newest adapter, index and top-k.")(fn)
 
 
 for _command in (traj, sft, dapo, run_cmd, eval_cmd, report):
@@ -174,13 +157,12 @@ for _command in (traj, sft, dapo, run_cmd, eval_cmd, report):
 
 @main.command()
 @agent_options
-@click.option("--keep-history", is_flag=True, help="Carry earlier questions and answers into the next.")
 @user_errors
-def chat(keep_history, **options):
+def chat(run, **options):
     """Answer questions interactively by searching."""
     from minisearch.agent.chat import repl
 
-    repl(make_agent(keep_history=keep_history, **options))
+    repl(make_agent(run, options))
 
 
 @main.command()
@@ -188,11 +170,11 @@ def chat(keep_history, **options):
 @agent_options
 @click.option("--json", "as_json", is_flag=True, help="Print the answer, searches and titles as JSON.")
 @user_errors
-def ask(question, as_json, **options):
+def ask(question, as_json, run, **options):
     """Answer one QUESTION by searching (for scripts)."""
     from minisearch.agent.chat import printer, summary
 
-    agent = make_agent(**options)
+    agent = make_agent(run, options)
     traj = agent.ask(question, None if as_json else printer(agent))
     if as_json:
         click.echo(json.dumps(summary(question, traj, agent.found), ensure_ascii=False))
@@ -203,25 +185,48 @@ def ask(question, as_json, **options):
 
 
 @main.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path())
+@click.option("-n", "count", default=3, show_default=True, help="Held-out questions to answer live.")
+@user_errors
+def show(run_dir, count):
+    """RUN's held-out tally, then a few of its questions answered live by the run's agent, right
+    and wrong in the tally's proportion (spread through the set, not the best)."""
+    from pathlib import Path
+
+    from minisearch.agent.chat import Agent, ChatConfig, printer, resolve
+    from minisearch.eval.metrics import exact_match
+    from minisearch.eval.show import held_out
+
+    tally, examples = held_out(Path(run_dir), count)
+    click.echo("\n".join(tally))
+    index_dir, model, adapter, topk = resolve(run_dir, None, None)
+    agent = Agent(ChatConfig(index=index_dir, model=model, adapter=adapter, topk=topk))
+    for example in examples:
+        click.echo(f"\nquestion ({example['type'] or 'held-out'}): {example['question']}")
+        traj = agent.ask(example["question"], printer(agent))
+        verdict = "right" if exact_match(traj.answer, example["gold"]) else "wrong"
+        said = "" if traj.answer is not None else f"  no answer ({traj.end})\n"
+        click.echo(f"{said}  gold: {' | '.join(example['gold'])}  ({verdict})")
+
+
+@main.command()
 @click.argument("index_dir", type=click.Path())
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 opens it to the network).")
 @click.option("--port", default=8000, show_default=True)
 @click.option("--workers", default=1, show_default=True, help="Search processes for large batches.")
-@click.option("--max-queries", default=256, show_default=True, help="Queries one request may hold.")
-@click.option("--max-topk", default=100, show_default=True, help="Hits one query may ask for.")
+@settings_options(Limits)
 @user_errors
-def serve(index_dir, host, port, workers, max_queries, max_topk):
+def serve(index_dir, host, port, workers, **options):
     """Serve INDEX_DIR over the Search-R1 retrieval API (POST /retrieve, GET /health).
 
     \b
     curl -s localhost:8000/retrieve -d '{"queries": ["Vethmora Holdings"], "topk": 3, "return_scores": true}'
     Any command that takes an index takes this URL too: --index http://127.0.0.1:8000/retrieve
     """
-    from minisearch.search.server import Limits, serve
+    from minisearch.search.server import serve
 
-    serve(index_dir, host=host, port=port, workers=workers, echo=click.echo,
-          limits=Limits(max_queries=max_queries, max_topk=max_topk))
+    serve(index_dir, host=host, port=port, workers=workers, echo=click.echo, limits=settings_from(Limits, options))
 
 
 @main.group()
@@ -230,34 +235,23 @@ def model():
 
 
 @model.command("init")
-@click.option("--corpus", "source", required=True, help="Passages to train the tokenizer on (any corpus source).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Model folder to write.")
-@click.option("--vocab", default=4096, show_default=True, help="Tokenizer vocabulary size.")
-@click.option("--seed", default=0, show_default=True)
+@settings_options(InitConfig)
 @user_errors
-def model_init(source, out, vocab, seed):
+def model_init(**options):
     """Build the tiny CPU model: a tokenizer trained on the corpus and a random small Qwen2."""
-    from minisearch.tiny.model import InitConfig, TinyModelConfig, run
+    from minisearch.tiny.model import run
 
-    run(InitConfig(corpus=source, out=out, arch=TinyModelConfig(vocab_size=vocab, seed=seed)), echo=click.echo)
+    run(settings_from(InitConfig, options), echo=click.echo)
 
 
 @model.command("warmup")
-@click.option("--model", "model_dir", required=True, help="The model folder from `minisearch model init`.")
-@click.option("--corpus", required=True, help="Text to read (any corpus source).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the warmed-up model.")
-@click.option("--steps", default=600, show_default=True)
-@click.option("--batch-size", default=16, show_default=True)
-@click.option("--lr", default=3e-3, show_default=True)
-@click.option("--copy-share", default=0.5, show_default=True, help="Share of copy-exercise blocks (0: plain text).")
-@click.option("--seed", default=0, show_default=True)
+@settings_options(WarmupConfig)
 @user_errors
-def model_warmup(model_dir, corpus, out, steps, batch_size, lr, copy_share, seed):
+def model_warmup(**options):
     """Language-model warm-up of the tiny model on the corpus (all weights)."""
-    from minisearch.tiny.warmup import WarmupConfig, run
+    from minisearch.tiny.warmup import run
 
-    run(WarmupConfig(model=model_dir, corpus=corpus, out=out, steps=steps, batch_size=batch_size, lr=lr,
-                     copy_share=copy_share, seed=seed), echo=click.echo)
+    run(settings_from(WarmupConfig, options), echo=click.echo)
 
 
 @main.group()
@@ -266,27 +260,18 @@ def export():
 
 
 @export.command("verl")
-@click.argument("source", type=click.Path())
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write.")
-@click.option("--url", default="http://127.0.0.1:8000/retrieve", show_default=True,
-              help="Where `minisearch serve` will answer veRL's search tool.")
-@click.option("--max-turns", type=int, help="Searches allowed per task [the run's, else 4].")
-@click.option("-k", "topk", type=int, help="Passages per search [the run's, else 3].")
-@click.option("--val-fraction", default=0.05, show_default=True,
-              help="Held out for validation when no dev.jsonl lies beside the tasks.")
-@click.option("--seed", default=0, show_default=True)
+@settings_options(ExportConfig, short={"topk": "-k"})
 @user_errors
-def export_verl(source, out, url, max_turns, topk, val_fraction, seed):
+def export_verl(**options):
     """Write SOURCE's tasks as veRL RL parquet: one file per curriculum stage (k = 1..4) and
     one for QA, train and validation, with veRL's tool config and reward entry point.
 
     SOURCE: a run folder (e.g. runs/demo), a stage folder with train.jsonl, or a tasks JSONL.
-    README, "Scale out", has the veRL command for each stage.
+    docs/scale-out.md has the veRL command for each stage.
     """
-    from minisearch.export.verl_data import ExportConfig, run
+    from minisearch.export.verl_data import run
 
-    run(ExportConfig(source=source, out=out, url=url, max_turns=max_turns, topk=topk, val_fraction=val_fraction,
-                     seed=seed), echo=click.echo)
+    run(settings_from(ExportConfig, options), echo=click.echo)
 
 
 if __name__ == "__main__":

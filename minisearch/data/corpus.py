@@ -27,6 +27,7 @@ from minisearch.jsonl import BadLine, iter_jsonl
 from minisearch.records import make_passage, split_contents
 from minisearch.pipeline.rundir import stage_folder
 from minisearch.data.textsplit import markdown_sections, pack_sentences, split_sentences
+from minisearch.settings import Settings, setting
 
 TEXT_SUFFIXES = (".txt", ".md")
 # The 21M 100-word passages of the Dec 2018 English Wikipedia that DPR, FlashRAG and
@@ -37,12 +38,13 @@ SOURCES_HELP = ("a passages JSONL file, a .txt/.md file, a folder of .txt/.md/.j
 
 
 @dataclass
-class CorpusConfig:
-    source: str
-    out: str
-    strict: bool = False
-    passage_words: int = 100
-    seed: int = 0
+class CorpusConfig(Settings):
+    source: str = setting(help="A passages JSONL, a folder of .txt/.md/.jsonl files, toyworld[:SIZE] or hf:DATASET.",
+                          path=True, arg=True)
+    out: str = setting(help="Stage folder to write.")
+    strict: bool = setting(False, help="Fail on the first bad line instead of skipping it.")
+    passage_words: int = setting(100, help="Passage length for .txt/.md splitting.", min=10)
+    seed: int = setting(0, help="Seed for sampled sources.")
 
 
 @dataclass

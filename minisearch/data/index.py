@@ -19,15 +19,18 @@ from tqdm import tqdm
 from minisearch.data.corpus import CorpusReport, iter_passages
 from minisearch.pipeline.rundir import stage_folder
 from minisearch.search import build_index
+from minisearch.settings import Settings, setting
+from minisearch.search import BACKENDS
 
 
 @dataclass
-class IndexConfig:
-    source: str
-    out: str | None = None  # default: SOURCE.idx beside the source
-    backend: str = "whoosh"
-    procs: int = 1
-    strict: bool = False
+class IndexConfig(Settings):
+    source: str = setting(help="Passages to index: a JSONL, a corpus folder, a folder of documents.", path=True,
+                          arg=True)
+    out: str | None = setting(None, help="Index folder [default: SOURCE.idx beside the source].")
+    backend: str = setting("whoosh", help="whoosh (small corpora) or bm25s (big ones).", choices=BACKENDS)
+    procs: int = setting(1, help="Indexing processes (whoosh).", min=1)
+    strict: bool = setting(False, help="Fail on the first bad input line instead of skipping it.")
 
 
 def default_out(source: str) -> Path:

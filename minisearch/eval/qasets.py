@@ -23,6 +23,7 @@ from pathlib import Path
 from minisearch.errors import UserError
 from minisearch.jsonl import read_jsonl, write_jsonl
 from minisearch.pipeline.rundir import stage_folder
+from minisearch.settings import Settings, setting
 
 FLASHRAG = "RUC-NLPIR/FlashRAG_datasets"
 # name -> (FlashRAG config, split the paper-style evaluation uses)
@@ -126,10 +127,10 @@ def freshqa_csv(path: str) -> list[dict]:
 
 
 @dataclass
-class QaSetConfig:
-    out: str
-    set: str                   # a name (hotpotqa, hotpotqa:train, ...), freshqa:CSV or a JSONL path
-    limit: int | None = None   # the first N tasks
+class QaSetConfig(Settings):
+    out: str = setting(help="Stage folder to write.")
+    set: str = setting(help="A set name (hotpotqa, hotpotqa:train, ...), freshqa:CSV or a JSONL path.", path=True)
+    limit: int | None = setting(None, help="The first N tasks [default: all].", min=1)
 
 
 def run(cfg: QaSetConfig, echo=print) -> Path:

@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import json
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from minisearch.agent.backends import Completion
+from minisearch.agent.backends import BACKENDS, Completion
 from minisearch.agent.protocol import MASK, MAX_QUERY_CHARS, write_turn
 from minisearch.agent.rollout import RolloutConfig, prompt_ids
-from minisearch.errors import UserError
 from minisearch.eval.evaluate import evaluate
 from minisearch.eval.qasets import load_set
 from minisearch.jsonl import read_jsonl, write_jsonl
 from minisearch.pipeline.rundir import stage_folder
+from minisearch.settings import SettingError, Settings, setting
 
 BASELINES = ("rag-pe",)
 # The paper's Table 2: Qwen2.5-1.5B, RAMP RL then downstream RL, token recall x 100 per set and
@@ -38,17 +38,26 @@ PAPER_1_5B_RLRL_AVERAGE = 65.34
 
 
 @dataclass
-class EvalConfig:
-    model: str
-    index: str
-    out: str
-    sets: dict = field(default_factory=dict)     # name -> JSONL path or a set name (minisearch.eval.qasets)
-    models: dict = field(default_factory=lambda: {"base": None})  # row label -> adapter (None: base model)
-    baselines: list = field(default_factory=lambda: list(BASELINES))
-    limit: int = 64                              # tasks per set (the first ones)
-    backend: str = "cpu"
-    corpus: str = ""                             # named in the table; default: the index's source
-    rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(temperature=0.0))
+class EvalConfig(Settings):
+    model: str = setting(help="Base model folder or Hugging Face id.", path=True)
+    index: str = setting(help="The index the agent searches (a folder or a server URL).", path=True)
+    out: str = setting(help="Stage folder to write.")
+    sets: dict = setting({}, flag="--set", path=True,
+                         help="A set to score, NAME=SET: a JSONL file, hotpotqa, 2wikimultihopqa, musique, bamboogle, "
+                              "fanoutqa, or freshqa:CSV.")
+    models: dict = setting({"base": None}, flag="--adapter", path=True,
+                           help="A row of the table, LABEL=ADAPTER_DIR (an empty dir: the base model).")
+    baselines: list = setting(list(BASELINES), choices=BASELINES,
+                              help="Baselines of the base model beside the prompted agent (Agent-PE); '' for none.")
+    limit: int = setting(64, help="Tasks per set (the first ones).", min=1)
+    backend: str = setting("cpu", help="Where the model runs.", choices=BACKENDS)
+    corpus: str = setting("", help="The corpus named in the table [default: the index's source].")
+    rollout: RolloutConfig = setting(RolloutConfig(temperature=0.0))
+
+    def validate(self):
+        if not self.sets:
+            raise SettingError("no sets to score; name them under `sets:` (name: JSONL path or a set name) "
+                               "or with --set NAME=SET")
 
 
 def rag_pe(generate, tokenizer, tasks: list[dict], max_turns: int):
@@ -76,11 +85,6 @@ def run(cfg: EvalConfig, echo=print) -> Path:
     from minisearch.agent.backends import load_backend
     from minisearch.search import open_searcher, read_meta
 
-    if not cfg.sets:
-        raise UserError("eval: no sets to score; name them under `sets:` (name: JSONL path or a set name)")
-    unknown = [b for b in cfg.baselines if b not in BASELINES]
-    if unknown:
-        raise UserError(f"eval: unknown baseline(s) {unknown}; known: {', '.join(BASELINES)}")
     sets = {name: load_set(spec, cfg.limit) for name, spec in cfg.sets.items()}
     meta = read_meta(cfg.index)
     setting = {"model": cfg.model, "corpus": cfg.corpus or meta.get("source", ""), "passages": meta.get("passages"),

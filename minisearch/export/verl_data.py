@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from minisearch.agent.protocol import task_messages
@@ -34,6 +34,7 @@ from minisearch.errors import UserError
 from minisearch.eval.metrics import is_ramp
 from minisearch.jsonl import read_jsonl
 from minisearch.pipeline.rundir import stage_folder
+from minisearch.settings import Settings, setting
 from minisearch.train.curriculum import mask_count
 from minisearch.train.rewards import RewardConfig
 
@@ -42,16 +43,20 @@ TOOL_FORMAT = "minisearch"  # veRL's multi_turn.format: the <search> tag parser 
 
 
 @dataclass
-class ExportConfig:
-    source: str                                   # run folder, stage folder or tasks JSONL
-    out: str
-    url: str = "http://127.0.0.1:8000/retrieve"   # where `minisearch serve` will listen
-    max_turns: int | None = None                  # None: the run's dapo rollout, else 4
-    topk: int | None = None                       # None: the run's, else 3
-    words_per_hit: int | None = None              # None: the run's, else 80
-    val_fraction: float = 0.05
-    seed: int = 0
-    reward: RewardConfig = field(default_factory=RewardConfig)
+class ExportConfig(Settings):
+    source: str = setting(help="A run folder (e.g. runs/demo), a stage folder with train.jsonl, or a tasks JSONL.",
+                          arg=True)
+    out: str = setting(help="Folder to write.")
+    url: str = setting("http://127.0.0.1:8000/retrieve", help="Where `minisearch serve` will answer veRL's search "
+                                                               "tool.")
+    max_turns: int | None = setting(None, help="Searches allowed per task [default: the run's, else 4].", min=1)
+    topk: int | None = setting(None, help="Passages per search [default: the run's, else 3].", min=1)
+    words_per_hit: int | None = setting(None, help="Words shown of each passage [default: the run's, else 80].",
+                                        min=1)
+    val_fraction: float = setting(0.05, help="Held out for validation when no dev.jsonl lies beside the tasks.",
+                                  min=0.0)
+    seed: int = setting(0, help="Seed of the validation split.")
+    reward: RewardConfig = setting(RewardConfig())
 
 
 def task_files(source: Path) -> tuple[list[Path], dict]:
@@ -62,12 +67,9 @@ def task_files(source: Path) -> tuple[list[Path], dict]:
         return [source / "train.jsonl"], {}
     if not (source / "recipe.yaml").is_file():
         raise UserError(f"{source}: not a tasks JSONL, a folder with train.jsonl, or a run folder with recipe.yaml")
-    from minisearch.pipeline.recipe import read_recipe
-    from minisearch.pipeline.runner import plan
+    from minisearch.pipeline.runner import run_stages
 
-    recipe = read_recipe(source / "recipe.yaml")
-    recipe["out"] = str(source)
-    _, stages = plan(recipe)
+    stages = run_stages(source)
     files = list(dict.fromkeys(Path(s.cfg.tasks) for s in stages if s.kind in ("traj", "dapo")))
     dapo = next((s.cfg for s in stages if s.kind == "dapo"), None)
     settings = {} if dapo is None else {"reward": asdict(dapo.reward), "max_turns": dapo.rollout.max_turns,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from minisearch.train.rewards import RewardConfig, reward_parts
+from minisearch.train.rewards import RewardConfig, read_output, reward_parts
 
 _TEMPLATE_RESIDUE = re.compile(r"</?tool_response>|^(?:user|assistant|tool)$", re.M)
 
@@ -48,7 +48,7 @@ def compute_score(data_source, solution_str, ground_truth, extra_info=None, **_)
     """{"score" in [0, 1], "format", "answer", "searches"} of one veRL response."""
     cfg = reward_config(extra_info)
     text = _TEMPLATE_RESIDUE.sub("", solution_str) if isinstance(solution_str, str) else solution_str
-    parts = reward_parts(task_of(ground_truth), text, cfg)
+    parts = reward_parts(task_of(ground_truth), read_output(text), cfg)
     total = cfg.format_weight + cfg.answer_weight
     return {"score": parts["reward"] / total if total else 0.0, "format": parts["format"],
             "answer": parts["answer"], "searches": parts["searches"]}

@@ -25,6 +25,7 @@ import yaml
 from minisearch.errors import UserError
 from minisearch.pipeline.recipe import build, nearest, read_recipe
 from minisearch.pipeline.rundir import is_complete, read_done, run_relative
+from minisearch.settings import path_fields
 
 # kind -> (module, config class); the module's run(cfg, echo) does the stage's work.
 KINDS = {
@@ -40,9 +41,6 @@ KINDS = {
     "qaset": ("minisearch.eval.qasets", "QaSetConfig"),
     "eval": ("minisearch.eval.stage", "EvalConfig"),
 }
-# Settings that hold a path: one that starts with an earlier stage's name lives in its folder.
-PATH_KEYS = {"source", "corpus", "index", "model", "tasks", "data", "adapter", "eval_tasks", "hard_model",
-             "student_model", "teacher_model", "judge_model", "sets", "models"}
 
 
 @dataclasses.dataclass
@@ -66,12 +64,23 @@ def plan(recipe: dict) -> tuple[Path, list[Stage]]:
         module = importlib.import_module(KINDS[kind][0])
         cls = getattr(module, KINDS[kind][1])
         earlier = {s.name for s in stages}
-        values = {k: _resolve(v, root, earlier) if k in PATH_KEYS else v for k, v in values.items()}
+        paths = path_fields(cls)  # a path that starts with an earlier stage's name lives in its folder
+        values = {k: _resolve(v, root, earlier) if k in paths else v for k, v in values.items()}
         if "seed" in {f.name for f in dataclasses.fields(cls)} and "seed" in recipe:
             values.setdefault("seed", recipe["seed"])
         stages.append(Stage(name, kind, build(cls, values, f"stages.{name}", fixed={"out": str(root / name)}),
                             module))
     return root, stages
+
+
+def run_stages(root: str | Path) -> list[Stage]:
+    """The stages of the run folder at `root`, built from the recipe it holds, wherever it lies."""
+    root = Path(root)
+    if not (root / "recipe.yaml").is_file():
+        raise UserError(f"{root}: not a run folder (no recipe.yaml); make one with `minisearch run RECIPE`")
+    recipe = read_recipe(root / "recipe.yaml")
+    recipe["out"] = str(root)
+    return plan(recipe)[1]
 
 
 def _resolve(value, root: Path, earlier: set[str]):

@@ -27,7 +27,7 @@ import json
 import random
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from minisearch.agent.protocol import MASK, ramp_question
@@ -37,23 +37,35 @@ from minisearch.jsonl import write_jsonl
 from minisearch.pipeline.rundir import stage_folder
 from minisearch.ramp.spanfinder import find_spans
 from minisearch.records import make_qa, split_contents
+from minisearch.settings import SettingError, Settings, setting
+
+RECOVER = ("span", "title")
 
 NUMBER = re.compile(r"\d")
 
 
 @dataclass
-class RampConfig:
-    corpus: str
-    out: str
-    k_weights: list[float] = field(default_factory=lambda: [0.4, 0.3, 0.2, 0.1])  # P(k=1..4)
-    dev_fraction: float = 0.05
-    min_words: int = 25
-    seed: int = 0
-    hard_model: str | None = None  # perplexity masking: mask what this model guesses worst
-    index: str | None = None  # keep only spans a search of this index brings back from another passage
-    per_passage: int = 1  # tasks made from each passage (other masks each time; duplicates dropped)
-    recover: str = "span"  # with an index: span (the span finds itself) | title (a title search finds it)
-    recover_k: int = 3  # with recover: title, the hits searched (the agent's top-k)
+class RampConfig(Settings):
+    corpus: str = setting(help="Passages to mask (a corpus stage folder or any corpus source).", path=True, arg=True)
+    out: str = setting(help="Stage folder to write.")
+    k_weights: list[float] = setting([0.4, 0.3, 0.2, 0.1], help="Weights of k = 1, 2, 3, 4 masks per task.")
+    dev_fraction: float = setting(0.05, help="Share of passages held out as dev tasks.", min=0.0)
+    min_words: int = setting(25, help="Shorter passages are skipped.", min=1)
+    seed: int = setting(0, help="Same seed, same tasks.")
+    hard_model: str | None = setting(None, help="Perplexity masking: mask the spans this model guesses worst.",
+                                     path=True)
+    index: str | None = setting(None, help="Keep only spans a search of this index brings back from another "
+                                           "passage.", path=True)
+    per_passage: int = setting(1, help="Tasks made from each passage (other masks each time; duplicates dropped).",
+                               min=1)
+    recover: str = setting("span", choices=RECOVER,
+                           help="With an index: span (the span searched for finds itself) or title (a search "
+                                "of the page title finds it).")
+    recover_k: int = setting(3, help="With recover: title, the hits searched (the agent's top-k).", min=1)
+
+    def validate(self):
+        if len(self.k_weights) != 4 or min(self.k_weights) < 0 or sum(self.k_weights) <= 0:
+            raise SettingError(f"k_weights must be four non-negative weights for k = 1..4, got {self.k_weights}")
 
 
 def recoverable(searcher, spans: list[str], source_id: str, k: int = 10, title: str | None = None) -> list[str]:
@@ -171,10 +183,6 @@ def mask_spans(text: str, chosen: list[str]) -> tuple[str, str]:
 
 
 def run(cfg: RampConfig, echo=print) -> Path:
-    if len(cfg.k_weights) != 4 or min(cfg.k_weights) < 0 or sum(cfg.k_weights) <= 0:
-        raise UserError(f"k_weights must be four non-negative weights for k = 1..4, got {cfg.k_weights}")
-    if cfg.recover not in ("span", "title"):
-        raise UserError(f"recover must be span or title, got {cfg.recover!r}")
     rng = random.Random(cfg.seed)
     choose, scorer = weighted, None
     if cfg.hard_model:

@@ -29,14 +29,15 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 from minisearch.search.searcher import Searcher
+from minisearch.settings import Settings, setting
 
 
 @dataclass(frozen=True)
-class Limits:
-    max_body: int = 1_000_000       # bytes of one request
-    max_queries: int = 256          # queries in one request
-    max_query_chars: int = 2_000    # characters of one query
-    max_topk: int = 100             # hits per query
+class Limits(Settings):
+    max_body: int = setting(1_000_000, help="Bytes one request may hold.", min=1)
+    max_queries: int = setting(256, help="Queries one request may hold.", min=1)
+    max_query_chars: int = setting(2_000, help="Characters of one query.", min=1)
+    max_topk: int = setting(100, help="Hits one query may ask for.", min=1)
 
 
 class BadRequest(Exception):

@@ -5,16 +5,14 @@ same analyzer as the index (tokenize, lowercase, stop words, Porter stemming) an
 terms are OR-ed over the title and contents fields, so quotes, colons, `AND(`, `*` or a
 10 kB string are just words: no syntax, no exceptions. Scoring is Whoosh's BM25F with
 the title field weighted 0.3: a title is a few words long, so a match there already scores
-high, and at weight 2 phrases from a passage found it in the top 3 only 52% of the time
-on Wikipedia summaries (72% at 0.3, title look-ups 99% either way).
+high (the weight's hit@3 against 2: docs/search.md).
 
 Speed, as profiling showed: a query's time goes into walking the posting lists of its
 terms, and a word found in a tenth of all passages ("born", "city", "founded") has a list
 thousands long while adding little to BM25 (its idf is ~2, a name's ~10). So terms in more
 than `prune_df` of the passages (and over 100) are dropped when the query has rarer ones
-(the whole query is kept when it has none). Measured (bench/retrieval.py, README): 3-10x more queries/s on
-the toy world with the source passage still in the top 3 for every sampled question, and
-1.6x on Wikipedia summaries at -0.7 points of hit@3; `prune_df=None` turns it off. Also:
+(the whole query is kept when it has none; its speed and hit@3, from `bench/retrieval.py`, are
+in docs/search.md); `prune_df=None` turns it off. Also:
 one searcher per process, reused; stored fields loaded only for the top hits. Batches over
 processes and the result cache live in `minisearch.search.searcher`.
 """
@@ -34,7 +32,7 @@ from whoosh.scoring import BM25F
 from minisearch.records import split_contents
 from minisearch.search.hit import Hit
 
-TITLE_BOOST = 0.3  # titles are short, so a title match already scores high; see README
+TITLE_BOOST = 0.3  # titles are short, so a title match already scores high; see docs/search.md
 MIN_PRUNE_DF = 100
 WORD = re.compile(r"\w+(?:\.\w+)*")
 

@@ -3,11 +3,10 @@
 A search agent copies: the title from its prompt into a query, a name from the search results
 into its answer. A pretrained LLM does it with induction heads (find where the current token
 stood before, predict what followed it), a circuit that forms late in pretraining, after far
-more tokens than a CPU warm-up reads. Measured with `bench/induction.py`: a 600-step warm-up
-from random weights learns no copy by content, whatever the copy exercises (fixed or random
-offsets, random tokens, GQA off, longer blocks), and a planted circuit left trainable is
-overwritten within 150 steps. So `minisearch model init` builds the circuit into heads of
-layers 0 and 1 and the warm-up keeps those weights fixed; everything else learns as before.
+more tokens than a CPU warm-up reads (a warm-up from random weights learns none, and a planted
+circuit left trainable is overwritten: docs/tiny-model.md). So `minisearch model init` builds
+the circuit into heads of layers 0 and 1 and the warm-up keeps those weights fixed; everything
+else learns.
 
 With d = head_dim, e_t the token embedding, u = RMSNorm(residual), h2 the query heads per
 key/value head (GQA), and three orthonormal d-dimensional subspaces of the residual, U (where
@@ -36,16 +35,8 @@ code that is matched and copied):
 
 Matching two tokens is what lets it copy a question: in "What is the length of the Qysur
 River?" a one-token match after the second "the" is a coin toss between "length" and
-"Qysur". On a random planted model reading 60 random tokens twice, the repeat scores 0.97
-vs 0.85 for the former one-token circuit (rope_theta 1e6) when all 512 tokens may occur,
-and 0.88 vs 0.41 when only 40 do (many repeats). Two placements failed in the demo, measured
-by RAMP SFT's held-out span accuracy (0.44 with this one before the pointer, 0.50 with it):
-the token two back on query head 1 (it shares key/value head 0, and that head, free in the
-former circuit, is what the agent's answer copying used: 0.02) and a fourth subspace for the
-copied code (no residual left to learn in: 0.00-0.20). Without the pointer, whether RAMP SFT
-learnt one by itself was luck: seed 0 did (its loss fell from 0.44 to 0.07 near step 300),
-seed 1 did not (loss 0.44 at the end, held-out spans 0.018); with it seeds 0, 1 and 2 reach
-0.50, 0.57 and 0.44.
+"Qysur". What the circuit measures and buys: docs/tiny-model.md; how this placement was
+chosen: docs/log.md.
 
 The circuit never names a token (it reads whatever the embeddings are). `planted` lists the
 rows and columns it owns; `freeze` keeps them fixed.

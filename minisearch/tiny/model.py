@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from minisearch.errors import UserError
+from minisearch.settings import Settings, setting
 from minisearch.tiny.copyhead import plant
 
 TINY_INFO = "tiny_model.json"  # what `init` built; its presence marks a model built here
@@ -33,17 +34,20 @@ CHAT_TEMPLATE = (
 
 
 @dataclass
-class TinyModelConfig:
-    vocab_size: int = 4096
-    hidden_size: int = 128
-    intermediate_size: int = 384
-    layers: int = 4
-    heads: int = 4
-    kv_heads: int = 2
-    max_positions: int = 2048
-    rope_theta: float = 1e10  # slow RoPE pairs keep the copy head's match intact over distance (Qwen2.5: 1e6)
-    copy_head: bool = True  # plant an induction circuit (minisearch.tiny.copyhead); the warm-up keeps it fixed
-    seed: int = 0
+class TinyModelConfig(Settings):
+    vocab_size: int = setting(4096, help="Tokenizer vocabulary size (it holds the 256 bytes and the special "
+                                         "tokens).", min=300)
+    hidden_size: int = setting(128, help="Width of the model.")
+    intermediate_size: int = setting(384, help="Width of the MLP.")
+    layers: int = setting(4, help="Decoder layers.", min=1)
+    heads: int = setting(4, help="Attention heads.")
+    kv_heads: int = setting(2, help="Key/value heads (grouped-query attention).")
+    max_positions: int = setting(2048, help="Longest sequence.")
+    rope_theta: float = setting(1e10, help="RoPE base: slow pairs keep the copy head's match intact over distance "
+                                           "(Qwen2.5: 1e6).")
+    copy_head: bool = setting(True, help="Plant an induction circuit (minisearch.tiny.copyhead); the warm-up keeps "
+                                         "it fixed.")
+    seed: int = setting(0, help="Seed of the random weights.")
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int, tags: list[str]):
@@ -104,10 +108,10 @@ def tiny_model_info(model: str | Path) -> dict:
 
 
 @dataclass
-class InitConfig:
-    corpus: str  # passages to train the tokenizer on (any corpus source)
-    out: str
-    arch: TinyModelConfig = field(default_factory=TinyModelConfig)
+class InitConfig(Settings):
+    corpus: str = setting(help="Passages to train the tokenizer on (any corpus source).", path=True)
+    out: str = setting(help="Model folder to write.")
+    arch: TinyModelConfig = setting(TinyModelConfig())
 
 
 def run(cfg: InitConfig, echo=print) -> Path:

@@ -29,23 +29,25 @@ from pathlib import Path
 from minisearch.data.corpus import iter_passages
 from minisearch.errors import UserError
 from minisearch.pipeline.rundir import stage_folder
+from minisearch.settings import Settings, setting
 from minisearch.tiny.copyhead import freeze
 from minisearch.tiny.model import TINY_INFO, tiny_model_info
 
 
 @dataclass
-class WarmupConfig:
-    model: str
-    corpus: str
-    out: str
-    steps: int = 600  # with 300 the SFT agent never learned to copy a title into its query
-    batch_size: int = 16
-    seq_len: int = 128
-    lr: float = 3e-3
-    warmup_steps: int = 20
-    copy_share: float = 0.5  # share of blocks that are copy exercises (first half, then again)
-    seed: int = 0
-    log_every: int = 1  # a log line every this many steps
+class WarmupConfig(Settings):
+    model: str = setting(help="The model folder from `minisearch model init`.", path=True)
+    corpus: str = setting(help="Text to read (any corpus source).", path=True)
+    out: str = setting(help="Folder for the warmed-up model.")
+    steps: int = setting(600, help="Optimiser steps (fewer left the SFT agent unable to copy a title: "
+                                   "docs/log.md).", min=1)
+    batch_size: int = setting(16, help="Blocks per step.", min=1)
+    seq_len: int = setting(128, help="Tokens per block.", min=8)
+    lr: float = setting(3e-3, help="Peak learning rate (cosine after the warm-up steps).")
+    warmup_steps: int = setting(20, help="Linear learning-rate warm-up.", min=0)
+    copy_share: float = setting(0.5, help="Share of blocks that are copy exercises (0: plain text).", min=0.0)
+    seed: int = setting(0, help="Seed of the data order.")
+    log_every: int = setting(1, help="A log line every this many steps.", min=1)
 
 
 def token_stream(tokenizer, passages) -> list[int]:

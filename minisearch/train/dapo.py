@@ -23,8 +23,8 @@ completion within `overlong_buffer` of L_max gets - overlong_penalty * (L - (L_m
 its reward; a truncated one is masked out of the loss and left out of its group's
 statistics (`truncated: mask`) or gets the full penalty (`truncated: penalise`).
 
-A compact loop of our own: TRL's GRPOTrainer has the DAPO loss but neither dynamic sampling
-nor a stable multi-turn tool loop. Reused: the rollout engine, `render`, the backends'
+A compact loop of our own: TRL's GRPOTrainer has the DAPO loss and (since 2026-02) a multi-turn
+tool loop, but no dynamic sampling. Reused: the rollout engine, `render`, the backends'
 log-probs, the rewards, peft's adapter saving. After every optimiser step the gpu backend
 pushes the LoRA weights to its vLLM engine (`sync_lora`); the cpu backend samples from the
 training model itself. A checkpoint (trainable weights, optimiser, RNG states, curriculum,
@@ -38,70 +38,76 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from minisearch.agent.backends import BACKENDS
 from minisearch.agent.rollout import RolloutConfig, render, rollout
 from minisearch.errors import UserError
 from minisearch.jsonl import read_jsonl, write_jsonl
 from minisearch.pipeline.checkpoint import load_state, save_state
 from minisearch.pipeline.rundir import stage_folder, trim_metrics
-from minisearch.train.curriculum import Curriculum
+from minisearch.settings import SettingError, Settings, setting
+from minisearch.train.curriculum import MODES, Curriculum
 from minisearch.train.dapo_math import dapo_loss, group_advantages, informative, overlong_shaping
-from minisearch.train.rewards import RewardConfig, read_output, reward_parts
+from minisearch.train.rewards import Outcome, RewardConfig, reward_parts
 
 TRUNCATED = ("mask", "penalise")
 
 
 @dataclass
-class DapoConfig:
-    tasks: str                      # RAMP or QA tasks (JSONL)
-    index: str
-    model: str
-    out: str
-    adapter: str | None = None      # start from this adapter (the SFT stage's), else a fresh LoRA
-    backend: str = "cpu"
-    lora_rank: int = 16
-    steps: int = 20
-    batch_tasks: int = 8            # groups kept per step
-    group: int = 4                  # G: samples per task
-    max_gen_rounds: int = 3         # dynamic sampling: generation rounds per step at most
-    updates: int = 2                # mini-batches (optimiser steps) per batch
-    micro_tokens: int = 8192        # padded tokens per forward/backward: bounds memory, not the math
-    grad_checkpoint: bool = True    # recompute the body's activations in backward (where the model allows)
-    lr: float = 1e-4
-    eps_low: float = 0.2
-    eps_high: float = 0.28
-    kl_coef: float = 0.0
-    overlong_buffer: int = 128
-    overlong_penalty: float = 1.0
-    truncated: str = "mask"         # mask | penalise
-    curriculum: str = "staged"      # staged | mixed
-    promote_steps: int = 10
-    promote_reward: float = 0.0
-    save_every: int = 5
-    samples_per_step: int = 2
-    eval_tasks: str | None = None
-    eval_limit: int = 64
-    judge_model: str | None = None  # the model that judges answers when reward.answer is "judge"
-    judge_timeout: float = 60.0
-    seed: int = 0
-    reward: RewardConfig = field(default_factory=RewardConfig)
-    rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(temperature=1.0))
+class DapoConfig(Settings):
+    tasks: str = setting(help="RAMP or QA tasks (JSONL).", path=True, arg=True)
+    index: str = setting(help="The index the agent searches (a folder or a server URL).", path=True)
+    model: str = setting(help="Base model folder or Hugging Face id.", path=True)
+    out: str = setting(help="Stage folder to write.")
+    adapter: str | None = setting(None, help="Start from this LoRA adapter (the sft stage's) [default: a fresh "
+                                             "one].", path=True)
+    backend: str = setting("cpu", help="Where the model trains and samples.", choices=BACKENDS)
+    lora_rank: int = setting(16, help="Rank of a fresh LoRA adapter (0: train the given adapter).")
+    steps: int = setting(20, help="Training steps.", min=1)
+    batch_tasks: int = setting(8, help="Groups kept per step (dynamic sampling).", min=1)
+    group: int = setting(4, help="G: samples per task (DAPO compares them, so at least 2).", min=2)
+    max_gen_rounds: int = setting(3, help="Dynamic sampling: generation rounds per step at most.", min=1)
+    updates: int = setting(2, help="Mini-batches (optimiser steps) per batch.", min=1)
+    micro_tokens: int = setting(8192, help="Padded tokens per forward/backward: bounds memory, not the math.",
+                                min=1)
+    grad_checkpoint: bool = setting(True, help="Recompute the body's activations in backward (where the model "
+                                               "allows).")
+    lr: float = setting(1e-4, help="Learning rate.")
+    eps_low: float = setting(0.2, help="Lower clip of the importance ratio.", min=0.0)
+    eps_high: float = setting(0.28, help="Upper clip (clip-higher).", min=0.0)
+    kl_coef: float = setting(0.0, help="KL penalty against the start (DAPO: 0).", min=0.0)
+    overlong_buffer: int = setting(128, help="Tokens before the limit where overlong shaping starts.", min=0)
+    overlong_penalty: float = setting(1.0, help="Reward taken off at the limit (linear over the buffer).", min=0.0)
+    truncated: str = setting("mask", choices=TRUNCATED,
+                             help="A trajectory cut by the token budget: mask its loss, or penalise it.")
+    curriculum: str = setting("staged", choices=MODES,
+                              help="staged: k = 1, 2, ... masks in turn; mixed: all tasks at once.")
+    promote_steps: int = setting(10, help="Steps per curriculum stage (0: off).", min=0)
+    promote_reward: float = setting(0.0, help="Mean reward that promotes to the next stage (0: off).", min=0.0)
+    save_every: int = setting(5, help="Checkpoint every N steps (a rerun resumes).", min=1)
+    samples_per_step: int = setting(2, help="Sample trajectories written to the log per step.", min=0)
+    eval_tasks: str | None = setting(None, help="Held-out tasks scored before and after training.", path=True)
+    eval_limit: int = setting(64, help="Held-out tasks scored.", min=1)
+    judge_model: str | None = setting(None, help="The model that judges answers when the answer reward is judge.",
+                                      path=True)
+    judge_timeout: float = setting(60.0, help="Seconds a judge batch may take before the fallback metric "
+                                              "scores it.", min=0.0)
+    seed: int = setting(0, help="Seed of sampling and task order.")
+    reward: RewardConfig = setting(RewardConfig())
+    rollout: RolloutConfig = setting(RolloutConfig(temperature=1.0))
 
-    def __post_init__(self):
-        if self.truncated not in TRUNCATED:
-            raise UserError(f"truncated={self.truncated!r}: choose one of {', '.join(TRUNCATED)}")
-        if self.group < 2:
-            raise UserError(f"group={self.group}: DAPO compares samples of a task, so it needs group >= 2")
-        for name in ("steps", "batch_tasks", "updates", "max_gen_rounds", "save_every", "micro_tokens"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name}={getattr(self, name)}: it must be at least 1")
+    def validate(self):
         if self.reward.answer == "judge" and not self.judge_model:
-            raise UserError("the judge reward needs a model to judge with: --judge-model PATH_OR_ID")
+            raise SettingError("the judge reward needs a model to judge with: set judge_model (--judge-model "
+                               "PATH_OR_ID)")
+        if self.lora_rank == 0 and not self.adapter:
+            raise SettingError("nothing to train: give an adapter (--adapter) or a LoRA rank > 0")
 
 
 # ---- one step: sample, score, keep informative groups ----
+
 
 @dataclass
 class Sample:
@@ -119,11 +125,10 @@ def score_groups(trajs, by_id: dict, cfg: DapoConfig, prompt_len: dict, reward_f
     budget_total = cfg.rollout.max_total_tokens
     judged = [None] * len(trajs)
     if judge is not None and reward_fn is None:  # one judge batch for the whole round
-        outcomes = [read_output(t.completion_text()) for t in trajs]
-        judged = judge.score([(by_id[t.task_id], o.answer) for t, o in zip(trajs, outcomes)])
+        judged = judge.score([(by_id[t.task_id], t.answer) for t in trajs])
     for t, verdict in zip(trajs, judged):
         task = by_id[t.task_id]
-        parts = reward_fn(task, t) if reward_fn else reward_parts(task, t.completion_text(), cfg.reward, verdict)
+        parts = reward_fn(task, t) if reward_fn else reward_parts(task, Outcome.of(t), cfg.reward, verdict)
         length, budget = len(t.ids) - prompt_len[t.task_id], budget_total - prompt_len[t.task_id]
         truncated = t.end == "length"
         if truncated:
@@ -166,6 +171,7 @@ def collect(backend, searcher, curriculum: Curriculum, rng: random.Random, cfg: 
 
 
 # ---- the update ----
+
 
 def update(backend, groups: list[list[Sample]], cfg: DapoConfig, optimizer) -> dict:
     """Advantages, old log-probs, then `updates` optimiser steps over mini-batches; returns stats.
@@ -235,6 +241,7 @@ def accumulate(backend, chunk: list[int], seqs, scored, masks, old, ref, advanta
 
 
 # ---- the stage ----
+
 
 def step_row(step: int, k: int, every: list[Sample], kept: list, generated: int, stats: dict, seconds: float) -> dict:
     """The metrics line of one step: the policy's rewards over everything it sampled."""

@@ -1,4 +1,6 @@
-"""Rewards: pure functions of (task, the model's output text), combined by recipe weights.
+"""Rewards: pure functions of (task, outcome), combined by recipe weights. The outcome is what
+the rollout recorded (`Outcome.of(trajectory)`: its end, answer and searches), or an output
+known only as text read by the same stop conditions (`read_output`, for veRL).
 
     reward = w_format * format + w_answer * answer        (each part in [0, 1])
 
@@ -16,10 +18,10 @@ recall scaled by guard * |gold| / |answer|.
 
 >>> task = {"golden_answers": ["Vethmora Holdings"]}
 >>> out = "<search>founder</search>\\n<information>Doc 1 ...</information>\\n<answer>Vethmora Holdings</answer>"
->>> parts = reward_parts(task, out, RewardConfig())
+>>> parts = reward_parts(task, read_output(out), RewardConfig())
 >>> parts["format"], parts["answer"], parts["reward"]
 (1.0, 1.0, 1.1)
->>> reward_parts(task, "", RewardConfig())["reward"]
+>>> reward_parts(task, read_output(""), RewardConfig())["reward"]
 0.0
 >>> guarded_recall("Vethmora Holdings and every other company in the city", ["Vethmora Holdings"], guard=2.0)
 0.5
@@ -27,60 +29,64 @@ recall scaled by guard * |gold| / |answer|.
 
 from __future__ import annotations
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from minisearch.agent.protocol import parse_turn
+from minisearch.agent.protocol import parse_turn, split_context, turn_end
 from minisearch.eval.metrics import exact_match, f1, is_ramp, ramp_spans_correct, token_recall
 from minisearch.ramp.spans import normalize_answer
+from minisearch.settings import Settings, setting
 
 ANSWER_KINDS = ("auto", "spans", "recall", "f1", "em", "judge")
-_INFORMATION = re.compile(r"\n?<information>.*?</information>\n?", re.S)
 
 
 @dataclass
-class RewardConfig:
-    format_weight: float = 0.1
-    answer_weight: float = 1.0
-    answer: str = "auto"          # auto | spans | recall | f1 | em | judge
-    require_search: bool = True   # an answer before any search has a format of 0
-    guard: float = 2.0            # length guard on recall (<= 0: off)
-    judge_fallback: str = "f1"    # the answer reward when the judge is missing or too slow
-
-    def __post_init__(self):
-        for name, value in (("answer", self.answer), ("judge_fallback", self.judge_fallback)):
-            if value not in ANSWER_KINDS:
-                raise ValueError(f"reward {name} {value!r} is not one of {', '.join(ANSWER_KINDS)}")
-        if self.judge_fallback == "judge":
-            raise ValueError("the judge's fallback must be a metric (auto, spans, recall, f1, em), not the judge")
+class RewardConfig(Settings):
+    format_weight: float = setting(0.1, help="Weight of the format part.", min=0.0)
+    answer_weight: float = setting(1.0, help="Weight of the answer part.", min=0.0)
+    answer: str = setting("auto", choices=ANSWER_KINDS,
+                          help="The answer part: auto (spans for RAMP tasks, guarded recall for QA), spans, recall, "
+                               "f1, em, or judge (an LLM, judge_model).")
+    require_search: bool = setting(True, help="An answer before any search has a format of 0.")
+    guard: float = setting(2.0, help="Length guard on recall (<= 0: off).")
+    judge_fallback: str = setting("f1", choices=ANSWER_KINDS[:-1],
+                                  help="The answer part when the judge is missing or too slow.")
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What an output text amounts to: its final answer (or None), how it ended, searches made."""
+    """What an output amounts to: its final answer (or None), how it ended, searches made."""
 
     answer: str | None
     end: str
     searches: int
 
+    @classmethod
+    def of(cls, trajectory) -> Outcome:
+        """The outcome a rollout recorded (a `Trajectory`, or its record as a dict)."""
+        if isinstance(trajectory, dict):
+            return cls(trajectory.get("answer"), trajectory.get("end", ""), len(trajectory.get("queries", [])))
+        return cls(trajectory.answer, trajectory.end, trajectory.searches)
+
 
 def read_output(text) -> Outcome:
-    """Parse everything after the prompt (model turns, tool blocks between them), turn by turn."""
+    """The outcome of an output known only as text (veRL's): its model turns and the tool
+    blocks between them, read turn by turn with the protocol's stop conditions (the turn
+    limit is the caller's)."""
     if not isinstance(text, str) or not text.strip():
         return Outcome(None, "empty", 0)
-    turns = _INFORMATION.split(text)
+    turns, _ = split_context(text)
     searches = 0
     for i, piece in enumerate(turns):
-        if i and i == len(turns) - 1 and not piece.strip():
+        last = i == len(turns) - 1
+        if i and last and not piece.strip():
             break  # it ended on search results: out of turns or tokens
         turn = parse_turn(piece)
-        if turn.kind == "malformed":
-            return Outcome(None, f"malformed: {turn.reason}", searches)
-        if turn.kind == "answer":
-            trailing = i < len(turns) - 1  # results after the answer: text after it
-            return Outcome(None, "malformed: text after answer", searches) if trailing else \
-                Outcome(turn.answer, "answer", searches)
+        end = turn_end(turn, searches, max_turns=len(turns))
+        if end == "answer" and not last:  # results after the answer: text after it
+            return Outcome(None, "malformed: text after answer", searches)
+        if end:
+            return Outcome(turn.answer if end == "answer" else None, end, searches)
         searches += 1
     return Outcome(None, "no answer", searches)
 
@@ -122,9 +128,9 @@ def answer_reward(task: dict, answer: str | None, kind: str = "auto", guard: flo
     raise ValueError(f"answer reward {kind!r} needs a judge: use Judge.score")
 
 
-def reward_parts(task: dict, text: str, cfg: RewardConfig, judged: float | None = None) -> dict:
-    """{format, answer, reward, end, searches} of one output; `judged`: the judge's answer score."""
-    outcome = read_output(text)
+def reward_parts(task: dict, outcome: Outcome, cfg: RewardConfig, judged: float | None = None) -> dict:
+    """{format, answer, reward, end, searches} of one output (`Outcome.of(trajectory)`, or
+    `read_output(text)`); `judged`: the judge's answer score."""
     fmt = format_reward(outcome, cfg.require_search)
     if not fmt:
         answer = 0.0
@@ -146,14 +152,16 @@ class Judge:
     (question, golds, prediction). A batch that takes longer than `timeout` seconds (or
     fails) is scored by the fallback metric, counted in `fallbacks`; while it is still
     running no other batch is sent (the backend is not shared between threads), and its
-    verdicts are cached when they arrive."""
+    verdicts are cached when they arrive. `executor` runs the batches (default: one worker
+    thread); a test passes one that holds them, to play a slow judge without a clock."""
 
-    def __init__(self, backend, timeout: float = 60.0, fallback: str = "f1", max_new_tokens: int = 4):
+    def __init__(self, backend, timeout: float = 60.0, fallback: str = "f1", max_new_tokens: int = 4,
+                 executor=None):
         self.backend, self.timeout, self.fallback = backend, timeout, fallback
         self.max_new_tokens = max_new_tokens
         self.cache: dict[tuple[str, str, str], float] = {}
         self.fallbacks = 0
-        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._pool = executor or ThreadPoolExecutor(max_workers=1)
         self._pending = None
 
     def score(self, items: list[tuple[dict, str | None]]) -> list[float]:

@@ -26,39 +26,50 @@ import json
 import shutil
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from minisearch.agent.backends import BACKENDS
 from minisearch.agent.rollout import RolloutConfig, from_record, render
 from minisearch.errors import UserError
 from minisearch.jsonl import read_jsonl, write_jsonl
 from minisearch.pipeline.rundir import stage_folder, trim_metrics
+from minisearch.settings import SettingError, Settings, setting
 
 
 @dataclass
-class SftConfig:
-    data: str | list[str]           # a traj stage folder (its round-*.jsonl) or one JSONL of trajectories, or a list
-    model: str
-    out: str
-    adapter: str | None = None      # continue from this adapter instead of a fresh one
-    backend: str = "cpu"
-    lora_rank: int = 16
-    train_embeddings: bool | None = None  # None: the tiny model's fresh adapter trains them, a loaded one goes on
-    lr: float = 2e-4
-    epochs: float = 2.0
-    max_steps: int = -1             # overrides epochs when > 0
-    batch_size: int = 8
-    grad_accum: int = 1
-    max_len: int = 2048             # longer trajectories are skipped and counted
-    micro_tokens: int = 8192        # padded tokens per forward/backward: bounds memory, not the math
-    grad_checkpoint: bool = True    # recompute the body's activations in backward (where the model allows)
-    warmup_ratio: float = 0.05
-    save_steps: int = 50
-    seed: int = 0
-    eval_tasks: str | None = None   # held-out RAMP or QA tasks, scored before and after training
-    index: str | None = None
-    eval_limit: int = 64
-    rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(temperature=0.0))
+class SftConfig(Settings):
+    data: str | list[str] = setting(help="Trajectories: traj stage folders (their round-*.jsonl) or JSONL files, "
+                                         "one or more.", path=True, arg=True)
+    model: str = setting(help="Base model folder or Hugging Face id.", path=True)
+    out: str = setting(help="Stage folder to write.")
+    adapter: str | None = setting(None, help="Continue from this LoRA adapter instead of a fresh one.", path=True)
+    backend: str = setting("cpu", help="Where the model trains.", choices=BACKENDS)
+    lora_rank: int = setting(16, help="Rank of a fresh LoRA adapter.", min=1)
+    train_embeddings: bool | None = setting(None, help="Train the embeddings too [default: a fresh adapter on the "
+                                                       "tiny model does, a loaded one goes on as it was].")
+    lr: float = setting(2e-4, help="Peak learning rate.")
+    epochs: float = setting(2.0, help="Passes over the data.", min=0.0)
+    max_steps: int = setting(-1, help="Optimiser steps; overrides epochs when > 0.")
+    batch_size: int = setting(8, help="Trajectories per optimiser step (before grad_accum).", min=1)
+    grad_accum: int = setting(1, help="Batches accumulated per optimiser step.", min=1)
+    max_len: int = setting(2048, help="Longer trajectories are skipped and counted.")
+    micro_tokens: int = setting(8192, help="Padded tokens per forward/backward: bounds memory, not the math.",
+                                min=1)
+    grad_checkpoint: bool = setting(True, help="Recompute the body's activations in backward (where the model "
+                                               "allows).")
+    warmup_ratio: float = setting(0.05, help="Share of steps of linear learning-rate warm-up.", min=0.0)
+    save_steps: int = setting(50, help="Checkpoint every N steps (a rerun resumes).", min=1)
+    seed: int = setting(0, help="Seed of the data order and a fresh adapter.")
+    eval_tasks: str | None = setting(None, help="Held-out RAMP or QA tasks scored before and after training "
+                                                "(needs index).", path=True)
+    index: str | None = setting(None, help="The index for the held-out evaluation.", path=True)
+    eval_limit: int = setting(64, help="Held-out tasks scored.", min=1)
+    rollout: RolloutConfig = setting(RolloutConfig(temperature=0.0))
+
+    def validate(self):
+        if self.eval_tasks and not self.index:
+            raise SettingError("a held-out evaluation needs the index to search: --eval-tasks FILE --index DIR")
 
 
 def trajectory_files(data: str | Path | list) -> list[Path]:
@@ -201,8 +212,6 @@ def run(cfg: SftConfig, echo=print, backend=None) -> Path:
 
     from minisearch.agent.backends import load_backend
 
-    if bool(cfg.eval_tasks) != bool(cfg.index):
-        raise UserError("a held-out evaluation needs both the tasks and the index: --eval-tasks FILE --index DIR")
     records = [r for f in trajectory_files(cfg.data) for r in read_jsonl(f)]
     eval_tasks = list(read_jsonl(cfg.eval_tasks))[:cfg.eval_limit] if cfg.eval_tasks else []
     if backend is not None:

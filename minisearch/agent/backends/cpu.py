@@ -158,16 +158,13 @@ def _with_lora(base, adapter, rank, train_ids, train_embeddings=False):
 
     With `train_embeddings` the adapter holds a trained copy of the whole embedding matrix
     (peft's modules_to_save, tied to the output layer), else only the tag rows. For the tiny
-    model this is what makes SFT work: on the toy trajectories a rank-16 LoRA alone left the
-    loss at 2.3 after 100 steps and never learned to copy the page title into its query
-    (first query token right 3% of the time on held-out tasks); with the embeddings trained
-    too, 50% after 100 steps and 56% after 200, as full fine-tuning. For a 1.5B model the
-    embeddings are most of a checkpoint and are left frozen.
+    model this is what makes SFT work (a LoRA alone never learns to copy the page title into
+    its query: docs/training.md). For a 1.5B model the embeddings are most of a checkpoint and
+    are left frozen.
 
     Without `train_embeddings` a loaded adapter's embeddings (its copy, or its tag rows) stay as
     they were trained. Downstream QA SFT of the tiny model wants that: with the rows of its
-    training questions' names free it learned those names by heart and miscopied held-out
-    ones (held-out toy QA exact 0.083; 0.125 with the rows fixed, the demo of stop 14).
+    training questions' names free it learns those names by heart and miscopies held-out ones.
     """
     if adapter is None and rank <= 0:
         return base

@@ -22,6 +22,7 @@ from minisearch.pipeline.rundir import stage_folder
 from minisearch.data.toyworld.passages import person_links, write_passage
 from minisearch.data.toyworld.questions import bridges, comparisons, one_hop
 from minisearch.data.toyworld.world import Entity, build_entities, region_sizes
+from minisearch.settings import Settings, setting
 
 VERSION = 1
 MIN_SIZE, MAX_SIZE = 60, 1_000_000
@@ -114,10 +115,10 @@ def write_world(out: str | Path, size: int, seed: int = 0) -> dict:
 
 
 @dataclass
-class WorldConfig:
-    out: str
-    size: int = 2000
-    seed: int = 0
+class WorldConfig(Settings):
+    out: str = setting(help="Folder to write.")
+    size: int = setting(2000, help="Number of entities (one passage each).", min=1)
+    seed: int = setting(0, help="Same seed, same world.")
 
 
 def run(cfg: WorldConfig, echo=print) -> Path:

@@ -77,11 +77,10 @@ class AgentTeacher:
                                   {"role": "user", "content": f"Task: {e.task['question']}\n\n{found}"}])
         return [canonical(text) for text in self._chat(conversations, STOP)]
 
-    def expand(self, episodes: list[Episode]) -> list[list[str]]:
+    def expand(self, queries: list[str]) -> list[list[str]]:
         if self.n_rewrites <= 0:
-            return [[e.queries[-1]] for e in episodes]
+            return [[q] for q in queries]
         system = REWRITER.format(n=self.n_rewrites)
-        replies = self._chat([[{"role": "system", "content": system},
-                               {"role": "user", "content": e.queries[-1]}] for e in episodes], ())
-        return [[e.queries[-1]] + [q for q in rewrites(r, self.n_rewrites) if q != e.queries[-1]]
-                for e, r in zip(episodes, replies)]
+        replies = self._chat([[{"role": "system", "content": system}, {"role": "user", "content": q}]
+                              for q in queries], ())
+        return [[q] + [r for r in rewrites(reply, self.n_rewrites) if r != q] for q, reply in zip(queries, replies)]

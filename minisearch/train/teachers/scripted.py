@@ -6,12 +6,10 @@ and the rejection step drops the trajectory.
 RAMP task: for the first mask not yet seen in any result, search the page title (then the
 title with the words just before the mask, then the words around the mask, when a query
 brought nothing); answer once every mask has been seen or the searches run out. Search
-turns carry no thought, RAMP and QA alike: a fixed sentence there taught the tiny model to
-repeat it instead of writing the query, and QA turns that thought before searching broke
-the format of a RAMP-trained tiny model in 50 steps of QA SFT. QA task (toy world): search
-the question as asked first (BM25 puts the right page first for every one-hop toy question;
-the tiny model copies a question from its start better than a name from its middle: after
-QA SFT, held-out exact answers went from 1 to 3 of 48), then the title of each further
+turns carry no thought, RAMP and QA alike: a fixed sentence there teaches the tiny model to
+repeat it instead of writing the query. QA task (toy world): search the question as asked
+first (BM25 puts the right page first for every one-hop toy question, and the tiny model
+copies a question from its start better than a name from its middle), then the title of each further
 passage the question needs, in hop order; a later hop's entity must have shown up in
 earlier results (a bridge is found, not known); answer with the first gold answer the
 results hold.
@@ -51,8 +49,8 @@ class ScriptedTeacher:
     def decide(self, episodes: list[Episode]) -> list[str]:
         return [self._ramp(e) if "masks" in e.task.get("metadata", {}) else self._qa(e) for e in episodes]
 
-    def expand(self, episodes: list[Episode]) -> list[list[str]]:
-        return [[e.queries[-1]] for e in episodes]
+    def expand(self, queries: list[str]) -> list[list[str]]:
+        return [[q] for q in queries]
 
     def _ramp(self, e: Episode) -> str:
         meta = e.task["metadata"]
