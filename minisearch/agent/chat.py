@@ -33,7 +33,7 @@ class ChatConfig(Settings):
     adapter: str | None = setting(None, help="A LoRA adapter [default: the run's newest].")
     backend: str = setting("cpu", help="Where the model runs.", choices=BACKENDS)
     max_turns: int = setting(4, help="Searches allowed per question.", min=1)
-    topk: int = setting(3, help="Passages per search [default: the run's, else 3].", min=1)
+    topk: int = setting(3, help="Passages per search (with --run and no -k: the run's own).", min=1)
     max_new_tokens: int = setting(256, help="Tokens per model turn.", min=1)
     temperature: float = setting(0.0, help="Sampling temperature (0: greedy).", min=0.0)
     show_thoughts: bool = setting(False, help="Print the model's <think> text too.")

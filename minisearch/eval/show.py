@@ -52,4 +52,5 @@ def spread(items: list, k: int) -> list:
     >>> spread(list(range(10)), 3), spread([1, 2], 5)
     ([0, 3, 6], [1, 2])
     """
-    return [items[i * len(items) // k] for i in range(min(k, len(items)))]
+    k = min(k, len(items))
+    return [items[i * len(items) // k] for i in range(k)]
