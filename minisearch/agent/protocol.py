@@ -120,10 +120,10 @@ def parse_turn(text) -> Turn:
     return Turn(ANSWER, thought, answer=body)
 
 
-def turn_end(turn: Turn, searches: int, max_turns: int) -> str:
+def turn_end(turn: Turn, searches: int, max_turns: int | None) -> str:
     """How a trajectory ends at this model turn, or "" when it goes on to search: the stop
     conditions of every turn loop (rollouts, teachers), stated once. A loop that counts tokens
-    adds its own end, "length", when the budget runs out.
+    adds its own end, "length", when the budget runs out; `max_turns` None: no turn limit.
 
     >>> turn_end(parse_turn("<search> x </search>"), 0, 4), turn_end(parse_turn("<search> x </search>"), 4, 4)
     ('', 'max_turns')
@@ -132,7 +132,7 @@ def turn_end(turn: Turn, searches: int, max_turns: int) -> str:
         return "answer"
     if turn.kind == "malformed":
         return f"malformed: {turn.reason}"
-    return "max_turns" if searches >= max_turns else ""
+    return "max_turns" if max_turns is not None and searches >= max_turns else ""
 
 
 def split_context(text: str) -> tuple[list[str], list[str]]:

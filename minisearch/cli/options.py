@@ -148,7 +148,9 @@ def settings_from(cls, options: dict, **fixed):
     built and checked by `recipe.build` like a recipe's stage; `fixed` fields are set as given."""
     values: dict = {}
     given = click.get_current_context().get_parameter_source
-    for leaf in leaves(cls):
+    items = leaves(cls)
+    names = flag_names(items)
+    for leaf in items:
         value = options.pop(leaf.dest, None)
         if given(leaf.dest) in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP) or value is None or value == ():
             continue
@@ -157,20 +159,16 @@ def settings_from(cls, options: dict, **fixed):
         if leaf.field.metadata.get("arg") and isinstance(value, tuple):  # nargs=-1: str | list[str]
             value = value[0] if len(value) == 1 and origin is not list else list(value)
         elif origin is dict:
-            value = {**(default_of(leaf.field) or {}), **pairs(value, names_of(cls)[leaf.dest])}
+            value = {**(default_of(leaf.field) or {}), **pairs(value, names[leaf.dest])}
         elif origin is list:
             item = (typing.get_args(kind) or (str,))[0]
-            value = [_item(v.strip(), item, names_of(cls)[leaf.dest]) for v in value.split(",") if v.strip()]
+            value = [_item(v.strip(), item, names[leaf.dest]) for v in value.split(",") if v.strip()]
         node = values
         for part in leaf.path[:-1]:
             node = node.setdefault(part, {})
         node[leaf.path[-1]] = value
     values.update(fixed)
     return build(cls, values, click.get_current_context().command_path)
-
-
-def names_of(cls) -> dict[str, str]:
-    return flag_names(leaves(cls))
 
 
 def _item(text: str, kind, flag: str):

@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from minisearch.errors import UserError
+from minisearch.settings import default_of
 
 TOP_KEYS = ("name", "out", "seed", "stages")
 
@@ -112,10 +113,9 @@ def build(cls, values: dict, where: str, fixed: dict | None = None, base=None):
 
 
 def _default(f: dataclasses.Field):
-    """A dataclass field's default instance (None when it has none to build on)."""
-    if f.default_factory is not dataclasses.MISSING:
-        return f.default_factory()
-    return f.default if dataclasses.is_dataclass(f.default) else None
+    """A nested config field's default instance (None when it has none to build on)."""
+    value = default_of(f)
+    return value if dataclasses.is_dataclass(value) else None
 
 
 def coerce(value, hint, where: str):

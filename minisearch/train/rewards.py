@@ -82,7 +82,7 @@ def read_output(text) -> Outcome:
         if i and last and not piece.strip():
             break  # it ended on search results: out of turns or tokens
         turn = parse_turn(piece)
-        end = turn_end(turn, searches, max_turns=len(turns))
+        end = turn_end(turn, searches, max_turns=None)
         if end == "answer" and not last:  # results after the answer: text after it
             return Outcome(None, "malformed: text after answer", searches)
         if end:
