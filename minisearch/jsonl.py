@@ -75,3 +75,33 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
             count += 1
     os.replace(tmp, path)
     return count
+
+
+def read_log(path: str | os.PathLike) -> list[dict]:
+    """The rows of an append-only log (a stage's progress). A last line without its newline is
+    what a kill left half-written: it is cut off, so appending can go on; a bad line before it
+    raises UserError."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1  # complete lines end with a newline
+    rows = []
+    for number, raw in enumerate(data[:end].splitlines(), start=1):
+        if raw.strip():
+            try:
+                rows.append(json.loads(raw))
+            except ValueError as e:
+                raise UserError(f"{path}:{number}: damaged ({e}); delete the file to start over") from e
+    if end < len(data):
+        with path.open("r+b") as f:
+            f.truncate(end)
+    return rows
+
+
+def append_jsonl(f, rows: Iterable[dict]) -> None:
+    """Append rows to an open log file and flush, so a kill loses at most the row being written."""
+    for row in rows:
+        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    f.flush()
+    os.fsync(f.fileno())

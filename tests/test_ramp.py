@@ -195,3 +195,37 @@ def test_recover_title_keeps_only_the_masks_a_search_for_the_title_brings_back(t
     assert made[0] == ([], Counter(no_title=1)) and made[1][0]  # recover: span masks the same passage
     with pytest.raises(UserError, match="recover='query' is not one of span, title"):
         RampConfig(corpus=str(corpus), out=str(tmp_path / "bad"), index=str(root / "index"), recover="query")
+
+
+def test_a_seeded_sample_of_passages_bounds_the_stage(tmp_path, toy_world):
+    corpus = tmp_path / "passages.jsonl"
+    write_jsonl(corpus, toy_world.passages)
+
+    def sources(seed, n=40):
+        out = run(RampConfig(corpus=str(corpus), out=str(tmp_path / f"s{seed}-{n}"), passages=n, seed=seed,
+                             dev_fraction=0), echo=lambda *_: None)
+        return [t["metadata"]["source_id"] for t in read_jsonl(out / "train.jsonl")]
+
+    first = sources(0)
+    assert 0 < len(set(first)) <= 40 and first == sources(0, 40)  # the same sample for the same seed
+    assert set(first) != set(sources(1))
+    order = [p["id"] for p in toy_world.passages]
+    assert [order.index(s) for s in first] == sorted(order.index(s) for s in first)  # in corpus order
+    assert len(set(sources(0, 10_000))) > 150  # more than the corpus: all of it
+
+
+def test_batched_recoverability_searches_make_the_same_tasks(toy_run, tmp_path, monkeypatch):
+    import minisearch.ramp.tasks as tasks_module
+
+    root, world = toy_run
+    corpus = tmp_path / "passages.jsonl"
+    write_jsonl(corpus, world.passages)
+    made = {}
+    for batch in (256, 1):
+        monkeypatch.setattr(tasks_module, "BATCH", batch)
+        for recover in ("span", "title"):
+            out = run(RampConfig(corpus=str(corpus), out=str(tmp_path / f"{recover}{batch}"), index=str(root / "index"),
+                                 recover=recover, per_passage=2), echo=lambda *_: None)
+            made[batch, recover] = list(read_jsonl(out / "train.jsonl")) + list(read_jsonl(out / "dev.jsonl"))
+    assert made[256, "span"] == made[1, "span"] and made[256, "title"] == made[1, "title"]
+    assert made[1, "title"]

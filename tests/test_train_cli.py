@@ -70,3 +70,63 @@ def test_self_evolving_round_trains_a_student_and_logs_its_acceptance(toy_run, t
     assert all(row["teacher"] == "student-1" and row["reward"]["f1"] >= 0.8
                for row in read_jsonl(out / "round-1.jsonl"))
     assert (out / "round-1.jsonl").is_file() and (out / "student-1" / "sft" / "adapter").is_dir()
+
+
+def test_a_killed_teacher_round_resumes_without_redoing_tried_tasks(toy_run, tmp_path, monkeypatch):
+    import minisearch.train.traj as traj
+    from minisearch.train.teachers import TeachConfig
+
+    root, world = toy_run
+    write_jsonl(tmp_path / "qa.jsonl", [t for t in world.qa["train"] if t["metadata"]["type"] == "one-hop"][:40])
+    write_jsonl(tmp_path / "passages.jsonl", world.passages)
+
+    def cfg(out):
+        return traj.TrajConfig(tasks=str(tmp_path / "qa.jsonl"), index=str(root / "index"), out=str(tmp_path / out),
+                               corpus=str(tmp_path / "passages.jsonl"), batch=8, model=str(root / "model"),
+                               teach=TeachConfig(words_per_hit=30))
+
+    real, taught = traj.teach, []
+
+    def killed_at_third_batch(tasks, *args):
+        if len(taught) == 16:
+            raise KeyboardInterrupt  # as a kill between two batches
+        taught.extend(t["id"] for t in tasks)
+        return real(tasks, *args)
+
+    monkeypatch.setattr(traj, "teach", killed_at_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        traj.run(cfg("traj"), echo=lambda *_: None)
+    log = tmp_path / "traj.tmp" / "attempts-0.jsonl"
+    before = [r["task_id"] for r in read_jsonl(log)]
+    assert before == taught and len(before) == 16
+    with log.open("ab") as f:
+        f.write(b'{"task_id": "half-writ')  # the kill came mid-line
+
+    again: list[str] = []
+    monkeypatch.setattr(traj, "teach", lambda tasks, *a: again.extend(t["id"] for t in tasks) or real(tasks, *a))
+    lines = []
+    traj.run(cfg("traj"), echo=lines.append)
+    assert len(again) == 24 and not set(again) & set(before)  # only the tasks not tried before the kill
+    assert any("16 of 40 tasks" in line for line in lines)
+    monkeypatch.setattr(traj, "teach", real)
+    traj.run(cfg("whole"), echo=lambda *_: None)  # the same round, never killed
+    resumed, whole = (list(read_jsonl(tmp_path / d / "round-0.jsonl")) for d in ("traj", "whole"))
+    assert resumed == whole and len(whole) > 10
+
+
+def test_a_progress_log_survives_a_half_written_line(tmp_path):
+    from minisearch.errors import UserError
+    from minisearch.jsonl import append_jsonl, read_log
+
+    log = tmp_path / "log.jsonl"
+    assert read_log(log) == []
+    with log.open("a") as f:
+        append_jsonl(f, [{"a": 1}, {"a": 2}])
+    log.write_bytes(log.read_bytes() + b'{"a": 3')  # killed mid-write
+    assert read_log(log) == [{"a": 1}, {"a": 2}] and log.read_bytes().endswith(b'{"a": 2}\n')
+    with log.open("a") as f:
+        append_jsonl(f, [{"a": 3}])
+    assert read_log(log) == [{"a": 1}, {"a": 2}, {"a": 3}]
+    log.write_bytes(b'{"a": 1}\nnot json\n{"a": 2}\n')
+    with pytest.raises(UserError, match="log.jsonl:2: damaged"):
+        read_log(log)

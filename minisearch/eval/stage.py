@@ -82,6 +82,8 @@ def rag_pe(generate, tokenizer, tasks: list[dict], max_turns: int):
 
 
 def run(cfg: EvalConfig, echo=print) -> Path:
+    from tqdm import tqdm
+
     from minisearch.agent.backends import load_backend
     from minisearch.search import open_searcher, read_meta
 
@@ -95,6 +97,8 @@ def run(cfg: EvalConfig, echo=print) -> Path:
     with stage_folder(cfg.out, asdict(cfg), resume=True) as (tmp, counts), open_searcher(cfg.index) as searcher, \
             ExitStack() as owned:
         (tmp / "cells").mkdir(exist_ok=True)
+        rag_rows = sum(a is None for a in cfg.models.values()) if "rag-pe" in cfg.baselines else 0
+        bar = owned.enter_context(tqdm(total=(len(cfg.models) + rag_rows) * len(sets), desc="eval", unit=" cells"))
         for label, adapter in cfg.models.items():
             rag = adapter is None and "rag-pe" in cfg.baselines
             for row, retrieve_once in ([(f"RAG-PE ({label})", True)] if rag else []) + [(label, False)]:
@@ -113,6 +117,7 @@ def run(cfg: EvalConfig, echo=print) -> Path:
                     metrics = json.loads(path.read_text())
                     rows.append({"model": row, "set": name, **metrics})
                     cells.append(path)
+                    bar.update()
                     echo(f"eval {row} on {name}: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
         write_jsonl(tmp / "samples.jsonl", [s for p in cells for s in read_jsonl(p.with_suffix(".jsonl"))])
         result = {"setting": setting, "rows": rows}

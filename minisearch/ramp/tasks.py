@@ -9,6 +9,8 @@ the original paragraph; `metadata` keeps the spans in order, the real `mask_num`
 `source_id`, which searches for this task must exclude. The page title is never masked and
 is prepended when the paragraph does not name it; a task never starts with a mask.
 Passages with too few words or spans are skipped and counted. Train/dev split by passage.
+With `passages`, only a seeded sample of that many is masked (one pass over the corpus, the
+sample held): wiki-18's 21M passages would give ~150M span searches.
 With `hard_model` (perplexity masking, the paper's harder variant) the k spans masked are
 those that model predicts worst from the text before them. With `index`, a span is a
 candidate only if a search brings it back from another passage (the task's own passage is
@@ -27,7 +29,9 @@ import json
 import random
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from itertools import islice
 from pathlib import Path
 
 from minisearch.agent.protocol import MASK, ramp_question
@@ -42,6 +46,7 @@ from minisearch.settings import SettingError, Settings, setting
 RECOVER = ("span", "title")
 
 NUMBER = re.compile(r"\d")
+BATCH = 256  # passages whose recoverability searches go as one batch
 
 
 @dataclass
@@ -62,6 +67,8 @@ class RampConfig(Settings):
                            help="With an index: span (the span searched for finds itself) or title (a search "
                                 "of the page title finds it).")
     recover_k: int = setting(3, help="With recover: title, the hits searched (the agent's top-k).", min=1)
+    passages: int | None = setting(None, help="Mask only this many passages, a seeded sample of the corpus "
+                                              "(wiki-18 has 21M) [default: all].", min=1)
 
     def validate(self):
         if len(self.k_weights) != 4 or min(self.k_weights) < 0 or sum(self.k_weights) <= 0:
@@ -132,18 +139,40 @@ def span_weight(span: str) -> float:
     return len(span.split()) + (1.0 if NUMBER.search(span) else 0.0)
 
 
+def candidates(passage: dict, min_words: int = 25) -> tuple[str, str, list[str], str]:
+    """(title, text as masked, salient spans, "") or ("", "", [], why the passage is skipped)."""
+    title, text = split_contents(passage["contents"])
+    if len(text.split()) < min_words:
+        return "", "", [], "too_short"
+    if title and title not in text:
+        text = f"{title}: {text}"
+    return title, text, find_spans(text, title), ""
+
+
+def prefetch(searcher, passages: list[dict], min_words: int, recover: str, recover_k: int) -> None:
+    """Run the recoverability searches of many passages as one batch (the searcher's cache
+    then answers `make_tasks`); a batch is many times faster than one query at a time."""
+    queries, excluded = [], []
+    for passage in passages:
+        title, _, spans, why = candidates(passage, min_words)
+        if why or not spans or (recover == "title" and not title):
+            continue
+        mine = [title] if recover == "title" else spans
+        queries += mine
+        excluded += [[passage["id"]]] * len(mine)
+    if queries:
+        searcher.search(queries, k=recover_k if recover == "title" else 10, exclude_ids=excluded)
+
+
 def make_tasks(passage: dict, ks: list[int], rng: random.Random, min_words: int = 25,
                choose=weighted, searcher=None, recover: str = "span", recover_k: int = 3) -> tuple[list[dict], Counter]:
     """One task per mask count in `ks` (other spans each time, duplicates dropped), and why
     the others were skipped; `choose` picks the spans to mask; with a `searcher`, only spans
     recoverable from other passages are candidates (searched once per passage; `recover`
     as in RampConfig)."""
-    title, text = split_contents(passage["contents"])
-    if len(text.split()) < min_words:
-        return [], Counter(too_short=1)
-    if title and title not in text:
-        text = f"{title}: {text}"
-    spans = find_spans(text, title)
+    title, text, spans, why = candidates(passage, min_words)
+    if why:
+        return [], Counter({why: 1})
     if spans and searcher is not None:
         if recover == "title" and not title:  # nothing an agent could search for
             return [], Counter(no_title=1)
@@ -182,7 +211,37 @@ def mask_spans(text: str, chosen: list[str]) -> tuple[str, str]:
     return ("", "starts_with_mask") if masked.startswith(MASK) else (masked, "")
 
 
+def corpus_size(corpus: str) -> int | None:
+    """The passages of a corpus stage folder (its done.json), for the progress bar; None if unknown."""
+    from minisearch.pipeline.rundir import read_done
+
+    done = read_done(corpus) if Path(corpus).is_dir() else None
+    return done["counts"].get("passages") if done else None
+
+
+def batched(items: Iterable, n: int):
+    """Lists of `n` items in order, the last shorter (itertools.batched arrives in Python 3.12)."""
+    items = iter(items)
+    while batch := list(islice(items, n)):
+        yield batch
+
+
+def sample(passages: Iterable[dict], n: int, seed: int) -> list[dict]:
+    """A uniform sample of `n` passages from a stream of any length, in corpus order
+    (reservoir sampling: one pass, `n` passages held)."""
+    rng = random.Random(f"ramp-sample-{seed}")
+    kept: list[tuple[int, dict]] = []
+    for i, passage in enumerate(passages):
+        if i < n:
+            kept.append((i, passage))
+        elif (j := rng.randrange(i + 1)) < n:
+            kept[j] = (i, passage)
+    return [p for _, p in sorted(kept, key=lambda x: x[0])]
+
+
 def run(cfg: RampConfig, echo=print) -> Path:
+    from tqdm import tqdm
+
     rng = random.Random(cfg.seed)
     choose, scorer = weighted, None
     if cfg.hard_model:
@@ -196,12 +255,22 @@ def run(cfg: RampConfig, echo=print) -> Path:
         from minisearch.search import open_searcher
 
         searcher = open_searcher(cfg.index)
-    for passage in iter_passages(cfg.corpus):
-        split = "dev" if rng.random() < cfg.dev_fraction else "train"
-        ks = rng.choices([1, 2, 3, 4], weights=cfg.k_weights, k=cfg.per_passage)
-        made, why = make_tasks(passage, ks, rng, cfg.min_words, choose, searcher, cfg.recover, cfg.recover_k)
-        tasks[split] += made
-        skipped.update(why)
+    source = iter_passages(cfg.corpus)
+    if cfg.passages:
+        source = sample(tqdm(source, desc="ramp (sample)", unit=" passages", total=corpus_size(cfg.corpus),
+                             mininterval=2.0), cfg.passages, cfg.seed)
+    bar = tqdm(desc="ramp", unit=" passages", total=cfg.passages or corpus_size(cfg.corpus), mininterval=2.0)
+    for batch in batched(source, BATCH):
+        if searcher is not None:
+            prefetch(searcher, batch, cfg.min_words, cfg.recover, cfg.recover_k)
+        for passage in batch:
+            split = "dev" if rng.random() < cfg.dev_fraction else "train"
+            ks = rng.choices([1, 2, 3, 4], weights=cfg.k_weights, k=cfg.per_passage)
+            made, why = make_tasks(passage, ks, rng, cfg.min_words, choose, searcher, cfg.recover, cfg.recover_k)
+            tasks[split] += made
+            skipped.update(why)
+        bar.update(len(batch))
+    bar.close()
     if searcher is not None:
         searcher.close()
     if scorer is not None:

@@ -12,7 +12,8 @@ student's tokens (`train.teachers`). Rejection keeps a trajectory only if its fo
 for RAMP, F1 >= `qa_f1` for QA. Round r >= 1: a student is fine-tuned (sft stage) on the
 pool so far, runs alone on `round_tasks` fresh tasks, and its correct trajectories join the
 pool. Writes `round-N.jsonl` (accepted only) and `stats.json` (acceptance rate and pool size
-per round).
+per round). A killed stage resumes: finished rounds stand, and the teacher round goes on
+from its log of attempts (`attempts-0.jsonl`), teaching only the tasks not yet tried.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from minisearch.agent.backends import BACKENDS
 from minisearch.errors import UserError
 from minisearch.eval.evaluate import score
 from minisearch.eval.metrics import is_ramp
-from minisearch.jsonl import read_jsonl, write_jsonl
+from minisearch.jsonl import append_jsonl, read_jsonl, read_log, write_jsonl
 from minisearch.pipeline.rundir import stage_folder
 from minisearch.settings import SettingError, Settings, setting
 from minisearch.train.rewards import Outcome, format_reward
@@ -106,25 +107,38 @@ def select(records: list[dict], by_id: dict[str, dict], qa_f1: float) -> tuple[l
     return accepted, dict(ends)
 
 
-def teacher_round(tasks: list[dict], cfg: TrajConfig, searcher) -> list[dict]:
-    """Every task's trajectory by the teacher, right or wrong."""
+def teacher_round(tasks: list[dict], cfg: TrajConfig, searcher, log: Path, echo=print) -> list[dict]:
+    """Every task's trajectory by the teacher, right or wrong. Each batch's records are
+    appended to `log` as it finishes; a rerun reads them back and teaches only the tasks not
+    tried yet (a teacher round of a 7B model takes hours, a kill loses one batch)."""
     from tqdm import tqdm
     from transformers import AutoTokenizer
 
     from minisearch.agent.rollout import to_record
 
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model)  # the student's: trajectories in its tokens
-    teacher = make_teacher(cfg)
-    by_id = {t["id"]: t for t in tasks}
-    records = []
-    try:
-        for start in tqdm(range(0, len(tasks), cfg.batch), desc="teacher", unit=" batches", mininterval=2.0):
-            trajs = teach(tasks[start:start + cfg.batch], teacher, searcher.search, tokenizer, cfg.teach)
-            records += [to_record(t, by_id[t.task_id], cfg.teach.max_turns, teacher.name) for t in trajs]
-    finally:
-        if getattr(teacher, "backend", None) is not None:
-            teacher.backend.close()  # the teacher's model goes before the student's comes
-    return records
+    wanted = {t["id"] for t in tasks}
+    done = {r["task_id"]: r for r in read_log(log) if r["task_id"] in wanted}
+    todo = [t for t in tasks if t["id"] not in done]
+    if done:
+        echo(f"traj: {len(done)} of {len(tasks)} tasks of the teacher round were tried before the stop; "
+              f"{len(todo)} to go")
+    if todo:
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model)  # the student's: trajectories in its tokens
+        teacher = make_teacher(cfg)
+        by_id = {t["id"]: t for t in todo}
+        try:
+            with log.open("a", encoding="utf-8") as f, \
+                    tqdm(total=len(todo), desc="teacher", unit=" tasks", mininterval=2.0) as bar:
+                for start in range(0, len(todo), cfg.batch):
+                    trajs = teach(todo[start:start + cfg.batch], teacher, searcher.search, tokenizer, cfg.teach)
+                    records = [to_record(t, by_id[t.task_id], cfg.teach.max_turns, teacher.name) for t in trajs]
+                    append_jsonl(f, records)
+                    done.update((r["task_id"], r) for r in records)
+                    bar.update(len(records))
+        finally:
+            if getattr(teacher, "backend", None) is not None:
+                teacher.backend.close()  # the teacher's model goes before the student's comes
+    return [done[t["id"]] for t in tasks]
 
 
 def student_round(r: int, tasks: list[dict], pool: list[dict], cfg: TrajConfig, searcher, tmp: Path,
@@ -168,20 +182,26 @@ def run(cfg: TrajConfig, echo=print) -> Path:
     first = cfg.limit or len(tasks)
     stats, pool = [], []
     student = None  # loaded at the first student round, after the teacher is closed
-    with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts), open_searcher(cfg.index) as searcher, \
+    with stage_folder(cfg.out, asdict(cfg), resume=True) as (tmp, counts), open_searcher(cfg.index) as searcher, \
             ExitStack() as owned:
         for r in range(cfg.rounds):
             chunk = tasks[:first] if r == 0 else tasks[first + (r - 1) * cfg.round_tasks:][:cfg.round_tasks]
             if not chunk:
                 echo(f"traj: no fresh tasks left for round {r}; stopping")
                 break
+            if (tmp / f"round-{r}.json").is_file():  # finished before a stop: its pool stands
+                row = json.loads((tmp / f"round-{r}.json").read_text())
+                pool += read_jsonl(tmp / f"round-{r}.jsonl")
+                stats.append(row)
+                echo(f"traj round {r} ({row['who']}): complete before the stop, {row['accepted']} accepted")
+                continue
             if r > 0 and student is None:
                 from minisearch.agent.backends import load_backend
                 from minisearch.train.sft import SftConfig
 
                 student = owned.enter_context(load_backend(cfg.backend, cfg.model,
                                                            lora_rank=SftConfig.lora_rank))
-            records = (teacher_round(chunk, cfg, searcher) if r == 0
+            records = (teacher_round(chunk, cfg, searcher, tmp / "attempts-0.jsonl", echo) if r == 0
                        else student_round(r, chunk, pool, cfg, searcher, tmp, echo, student))
             accepted, ends = select(records, by_id, cfg.qa_f1)
             pool += accepted
@@ -190,6 +210,7 @@ def run(cfg: TrajConfig, echo=print) -> Path:
                    "accepted": len(accepted), "acceptance": round(len(accepted) / len(chunk), 4),
                    "pool": len(pool), "ends": ends}
             stats.append(row)
+            (tmp / f"round-{r}.json").write_text(json.dumps(row) + "\n")
             echo(f"traj round {r} ({row['who']}): {row['accepted']}/{row['tasks']} accepted "
                  f"({row['acceptance']:.0%}), pool {row['pool']}")
         if not pool:
