@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
 	$(BIN)/pip install -q -e ".[dev]"
+	# Qwen3's chat template for the tests: TRL's wheel holds it as data (no deps, not installed).
+	$(BIN)/pip download -q --no-deps trl==1.15.0 -d .cache/wheels || echo "TRL's wheel unavailable: the Qwen3 tests will skip"
 	touch $(STAMP)
 
 install-gpu:

@@ -8,7 +8,9 @@ one runs, every later stage runs again too (its inputs changed). A killed run th
 resumes at the stage it was in: sft, dapo and eval go on from their last checkpoint, the
 others start that stage again; nothing completed is lost. `--from STAGE` reruns from
 there. At the end the run folder holds `run.json` (the model, adapter and index that
-`minisearch chat --run` uses, relative to the run folder) and `report.md`. A run folder may
+`minisearch chat --run` uses, relative to the run folder), `times.json` (each stage's wall
+seconds) and `report.md`. `--plan` prints what the stages will do and cost, and runs
+nothing (minisearch.pipeline.plan). A run folder may
 be moved or copied: its stages count as complete wherever it lies (`--set out=NEW_PLACE`).
 """
 
@@ -116,6 +118,9 @@ def run_recipe(path: str, sets: list[str] = (), start: str | None = None, echo=p
         stage.module.run(stage.cfg, echo=echo)
         times[stage.name] = round(time.time() - start_time, 1)
         rerun = True
+    if times:  # each stage's wall seconds, kept across reruns (bench/plan_check.py sets them beside the plan)
+        known = json.loads((root / "times.json").read_text()) if (root / "times.json").is_file() else {}
+        (root / "times.json").write_text(json.dumps({**known, **times}, indent=2) + "\n")
     # paths relative to the run folder, so it can move
     (root / "run.json").write_text(json.dumps(run_relative(final_model(stages), root), indent=2) + "\n")
     from minisearch.eval.report import write_report

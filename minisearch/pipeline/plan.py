@@ -1,0 +1,479 @@
+"""`minisearch run RECIPE --plan --hardware NAME`: what each stage will do, and its cost, before anything runs.
+
+For each stage the plan counts its work (passages, tasks, trajectories, tokens generated,
+tokens trained, searches) from the recipe's settings and what the earlier stages will hand
+it, then turns the work into seconds, peak RAM, VRAM and disk with the throughputs of a
+hardware profile (`hardware.yaml`, each figure with its source). Counts that depend on
+data not yet made (how many RAMP tasks a passage gives, how many trajectories a teacher gets
+right) use the workload figures of the same file, measured on the demo where they can be.
+
+    minisearch run recipes/qwen1.5b.yaml --plan --hardware rtx4090
+
+The plan is an estimate: `bench/plan_check.py RUN` prints it beside a finished run's real
+stage times. A GPU run starts with `preflight`, which refuses a machine short of the plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from pathlib import Path
+
+import yaml
+
+from minisearch.errors import UserError
+
+HARDWARE = Path(__file__).with_name("hardware.yaml")
+GB = 1e9
+
+
+def profiles() -> dict:
+    return yaml.safe_load(HARDWARE.read_text())
+
+
+@dataclasses.dataclass
+class Cost:
+    """One stage's work in numbers and its cost on one profile."""
+
+    stage: str
+    kind: str
+    work: dict
+    seconds: float = 0.0
+    ram_gb: float = 2.0
+    vram_gb: float = 0.0
+    disk_gb: float = 0.0
+    note: str = ""
+    gpu: bool = False  # the stage runs on the gpu backend
+
+
+class Planner:
+    """Walks a recipe's stages in order; `flow` carries what each stage hands the next."""
+
+    def __init__(self, hardware: str, stages):
+        data = profiles()
+        if hardware not in data["profiles"]:
+            raise UserError(f"--hardware {hardware}: no such profile; profiles: {', '.join(data['profiles'])} "
+                            f"(add one to {HARDWARE})")
+        self.name, self.hw, self.load = hardware, data["profiles"][hardware], data["workload"]
+        self.tpw = data["models"]["tokens_per_word"]
+        self.stages = stages
+        self.flow: dict[str, dict] = {}  # stage folder -> {"passages", "tasks", "dev", "trajectories", "words"}
+        self.tiny = {s.cfg.out for s in stages if s.kind in ("init", "warmup")}
+
+    # ---- what an input path holds ------------------------------------------------------
+    def source(self, path) -> dict:
+        """The counts of an input: an earlier stage's folder (or a file in it), else a file read."""
+        if path is None:
+            return {}
+        path = str(path)
+        for out, counts in sorted(self.flow.items(), key=lambda kv: -len(kv[0])):  # the deepest first
+            if path == out or path.startswith(out + "/"):
+                rest = path[len(out) + 1:]
+                if rest.endswith("dev.jsonl") and "dev" in counts:
+                    return {**counts, "tasks": counts["dev"]}
+                return counts
+        if path.startswith("hf:"):
+            name = path[3:]
+            return {"passages": self.load["corpus_passages"].get(name, 1_000_000),
+                    "words": self.load["words_per_passage"].get(name, 100)}
+        if path.startswith("toyworld"):
+            size = int(path.split(":")[1]) if ":" in path else 2000
+            return {"passages": size, "words": self.load["words_per_passage"]["toyworld"]}
+        return count_file(Path(path))
+
+    def model(self, name) -> dict:
+        """The rates of the model `name` on this profile, and its size."""
+        if str(name) in self.tiny:
+            return {"tiny": True, "params": 1.3e6, **self.hw.get("tiny", self.hw["llm"]),
+                    "tpw": self.tpw["tiny"]}
+        params = model_params(str(name))
+        ref = self.hw["llm"]
+        ratio = ref["params"] / params
+        return {"tiny": False, "params": params, "load_s": ref["load_s"] * max(1.0, 1 / ratio) ** 0.5,
+                "train_tokens_s": ref["train_tokens_s"] * ratio ** self.hw.get("train_scale", 1.0),
+                "prefill_tokens_s": ref["prefill_tokens_s"] * ratio,
+                "generate_tokens_s": ref["generate_tokens_s"] * ratio ** self.hw.get("generate_scale", 1.0),
+                "tpw": self.tpw["llm"]}
+
+    def search_ram(self, index) -> float:
+        """GB a process holds while it searches a bm25s index (vocabulary, offsets, and the pages of
+        the memory-mapped matrix its queries read, which the kernel may drop)."""
+        info = self.source(index)
+        if info.get("backend") != "bm25s":
+            return 0.0
+        ram = self.hw["bm25s_search_ram"]
+        return ram["base_gb"] + ram["per_million_gb"] * info.get("passages", 0) / 1e6
+
+    def search_s(self, index, queries: float) -> float:
+        if index is None or queries == 0:
+            return 0.0
+        info = self.source(index)
+        rate = self.hw["search"][info.get("backend", "whoosh")]
+        return queries * (rate["base_ms"] + rate["per_million_ms"] * info.get("passages", 0) / 1e6) / 1000
+
+    # ---- token arithmetic ----------------------------------------------------------------
+    def trajectory(self, m: dict, question_words: float, searches: float, topk: int, words_per_hit: int,
+                   passage_words: float, answer_words: float) -> tuple[float, float]:
+        """(tokens in a trajectory, tokens the model writes in it)."""
+        from minisearch.agent.protocol import system_prompt
+
+        hit = min(words_per_hit, passage_words) + 6  # "Doc i (Title: ...)"
+        written = (searches + 1) * self.load["model_tokens_per_turn"]["tiny" if m["tiny"] else "llm"] \
+            + answer_words * m["tpw"]
+        total = (len(system_prompt(4).split()) + question_words + searches * topk * hit) * m["tpw"] \
+            + searches * 20 + written
+        return total, written
+
+    # ---- the stages --------------------------------------------------------------------------
+    def plan(self) -> list[Cost]:
+        costs = []
+        for stage in self.stages:
+            gpu = getattr(stage.cfg, "backend", "cpu") == "gpu"
+            cost = getattr(self, f"_{stage.kind}")(stage.cfg, Cost(stage.name, stage.kind, {}, gpu=gpu))
+            cost.seconds = round(cost.seconds, 1)
+            if stage.kind != "index" and getattr(stage.cfg, "index", None):
+                cost.ram_gb = max(cost.ram_gb, 2.0 + self.search_ram(stage.cfg.index))
+            costs.append(cost)
+        return costs
+
+    def _items(self, kind: str, n: float) -> float:
+        return n / self.hw["items_s"][kind]
+
+    def _world(self, cfg, cost):
+        qa = cfg.size * self.load["qa_per_entity"]
+        words = self.load["words_per_passage"]["toyworld"]
+        self.flow[cfg.out] = {"passages": cfg.size, "words": words}
+        self.flow[f"{cfg.out}/qa/train.jsonl"] = {"tasks": qa * self.load["qa_train_share"], "qa": True}
+        self.flow[f"{cfg.out}/qa/dev.jsonl"] = {"tasks": qa * (1 - self.load["qa_train_share"]) / 2, "qa": True}
+        cost.work = {"passages": cfg.size, "tasks": round(qa)}
+        cost.seconds = self._items("world", cfg.size)
+        cost.disk_gb = cfg.size * 2000 / GB
+        return cost
+
+    def _corpus(self, cfg, cost):
+        src = self.source(cfg.source)
+        self.flow[cfg.out] = {"passages": src.get("passages", 0), "words": src.get("words", 100)}
+        cost.work = {"passages": src.get("passages", 0)}
+        cost.seconds = self._items("corpus", src.get("passages", 0))
+        cost.disk_gb = src.get("passages", 0) * (src.get("words", 100) * 6.5 + 40) / GB
+        return cost
+
+    def _index(self, cfg, cost):
+        src = self.source(cfg.source)
+        n = src.get("passages", 0)
+        self.flow[cfg.out] = {**src, "backend": cfg.backend}
+        cost.work = {"passages": n}
+        cost.seconds = n / self.hw["index_passages_s"][cfg.backend]
+        if cfg.backend == "bm25s":
+            ram = self.hw["bm25s_ram"]
+            cost.ram_gb = ram["base_gb"] + ram["per_million_gb"] * n / 1e6
+            cost.disk_gb = n * (src.get("words", 100) * 6.5 + 40 + 56 * 8 + 8) / GB + n * 56 * 12 / GB  # + runs
+        else:
+            cost.ram_gb, cost.disk_gb = 1.0, n * src.get("words", 100) * 12 / GB
+        return cost
+
+    def _init(self, cfg, cost):
+        src = self.source(cfg.corpus)
+        cost.work = {"passages": src.get("passages", 0)}
+        cost.seconds = 8.0
+        return cost
+
+    def _warmup(self, cfg, cost):
+        tokens = cfg.steps * cfg.batch_size * cfg.seq_len
+        m = self.model(cfg.out)
+        cost.work = {"tokens_trained": tokens, "steps": cfg.steps}
+        cost.seconds = tokens / m["warmup_tokens_s"]
+        return cost
+
+    def _ramp(self, cfg, cost):
+        src = self.source(cfg.corpus)
+        n = min(cfg.passages or src.get("passages", 0), src.get("passages", 0))
+        tries = n * cfg.per_passage
+        mode = "none" if not cfg.index else cfg.recover
+        tasks = tries * self.load["ramp_tasks_per_try"][mode]
+        searches = 0 if not cfg.index else n if cfg.recover == "title" else n * 9
+        self.flow[cfg.out] = {"tasks": tasks * (1 - cfg.dev_fraction), "dev": tasks * cfg.dev_fraction,
+                              "words": src.get("words", 100), "ramp": True,
+                              "k": sum((i + 1) * w for i, w in enumerate(cfg.k_weights)) / sum(cfg.k_weights)}
+        cost.work = {"passages": n, "tasks": round(tasks), "searches": searches}
+        cost.seconds = (src.get("passages", 0) / self.hw["items_s"]["corpus"] + self._items("ramp", n)
+                        + self.search_s(cfg.index, searches))
+        if cfg.passages is None and src.get("passages", 0) > 1_000_000:
+            cost.note = "every passage is masked: set ramp.passages"
+        return cost
+
+    def _answer_words(self, src: dict, form: str) -> float:
+        return src.get("words", 100) if src.get("ramp") and form == "paragraph" else 3 * src.get("k", 1)
+
+    def _traj(self, cfg, cost):
+        src = self.source(cfg.tasks)
+        tasks = min(cfg.limit or src.get("tasks", 0), src.get("tasks", 0))
+        m = self.model(cfg.model)
+        ramp = src.get("ramp", False)
+        agents = cfg.teacher == "agents"
+        searches = self.load["searches_per_task"]["agent" if agents else "scripted_ramp" if ramp else "scripted_qa"]
+        qwords = src.get("words", 100) if ramp else self.load["qa_question_words"]
+        total, written = self.trajectory(m, qwords, searches, cfg.teach.topk, cfg.teach.words_per_hit,
+                                         src.get("words", 100), self._answer_words(src, cfg.teach.answer_form))
+        accepted = tasks * self.load["teacher_acceptance"][cfg.teacher]
+        seconds = self.search_s(cfg.index, tasks * searches) + self._items("render", tasks)
+        gen = 0.0
+        if agents:
+            t = self.model(cfg.teacher_model)
+            per = self.load["teacher_tokens_per_task"]
+            gen = tasks * per["generate"]
+            seconds += t["load_s"] + tasks * (per["prefill"] / t["prefill_tokens_s"]
+                                              + per["generate"] / t["generate_tokens_s"])
+            cost.vram_gb = self.vram(t["params"], kv_tokens=cfg.batch * 4096, train=False)
+        students = cfg.rounds - 1
+        if students:  # each round: SFT steps on the pool, then the student alone on fresh tasks
+            fresh = students * cfg.round_tasks
+            seconds += m["load_s"] + students * cfg.student_steps * 8 * total / m["train_tokens_s"]
+            seconds += fresh * (searches * total / m["prefill_tokens_s"] + written / m["generate_tokens_s"])
+            seconds += self.search_s(cfg.index, fresh * searches)
+            accepted += fresh * self.load["teacher_acceptance"]["scripted"] * 0.5
+            gen += fresh * written
+            cost.vram_gb = max(cost.vram_gb, self.vram(m["params"], kv_tokens=64 * 2048))
+        self.flow[cfg.out] = {"trajectories": accepted, "tokens": total}
+        cost.work = {"tasks": tasks, "trajectories": round(accepted), "tokens_generated": round(gen),
+                     "searches": round(tasks * searches)}
+        cost.seconds = seconds
+        return cost
+
+    def _sft(self, cfg, cost):
+        data = cfg.data if isinstance(cfg.data, list) else [cfg.data]
+        srcs = [self.source(d) for d in data]
+        trajs = sum(s.get("trajectories", s.get("tasks", 0)) for s in srcs)
+        tokens_each = max([s.get("tokens", 400) for s in srcs])
+        m = self.model(cfg.model)
+        examples = trajs * cfg.epochs
+        steps = math.ceil(examples / (cfg.batch_size * cfg.grad_accum))
+        if cfg.max_steps > 0:
+            steps = cfg.max_steps
+            examples = steps * cfg.batch_size * cfg.grad_accum
+        tokens = examples * min(tokens_each, cfg.max_len)
+        cost.work = {"trajectories": round(trajs), "steps": steps, "tokens_trained": round(tokens)}
+        cost.seconds = m["load_s"] + tokens / m["train_tokens_s"] + self._eval_seconds(cfg, m, cfg.eval_limit, 2)
+        cost.vram_gb = self.vram(m["params"], micro_tokens=cfg.micro_tokens) if not m["tiny"] else 0
+        return cost
+
+    def _dapo(self, cfg, cost):
+        src = self.source(cfg.tasks)
+        m = self.model(cfg.model)
+        ramp = src.get("ramp", False)
+        searches = 1 + (src.get("k", 1) - 1) * 0.5 if ramp else self.load["searches_per_task"]["scripted_qa"]
+        r = cfg.rollout
+        qwords = src.get("words", 100) if ramp else self.load["qa_question_words"]
+        total, written = self.trajectory(m, qwords, searches, r.topk, r.words_per_hit, src.get("words", 100), 3)
+        total = min(total, r.max_total_tokens)
+        rollouts = cfg.steps * cfg.batch_tasks * cfg.group * self.load["dapo_generation_factor"]
+        kept = cfg.steps * cfg.batch_tasks * cfg.group
+        prefill = rollouts * (searches + 1) * total * 0.6  # each turn re-reads its context (~60% on average)
+        trained = kept * total * cfg.updates
+        cost.work = {"steps": cfg.steps, "rollouts": round(rollouts), "tokens_generated": round(rollouts * written),
+                     "tokens_trained": round(trained), "searches": round(rollouts * searches)}
+        cost.seconds = (m["load_s"] + prefill / m["prefill_tokens_s"] + rollouts * written / m["generate_tokens_s"]
+                        + trained / m["train_tokens_s"] + kept * total / m["prefill_tokens_s"]  # old log-probs
+                        + self.search_s(cfg.index, rollouts * searches)
+                        + self._eval_seconds(cfg, m, cfg.eval_limit, 2))
+        cost.vram_gb = self.vram(m["params"], micro_tokens=cfg.micro_tokens,
+                                 kv_tokens=cfg.batch_tasks * cfg.group * r.max_total_tokens) if not m["tiny"] else 0
+        return cost
+
+    def _eval_seconds(self, cfg, m: dict, limit: int, runs: int) -> float:
+        """An in-training evaluation (sft/dapo `eval_tasks`): `runs` passes over `limit` tasks."""
+        if not getattr(cfg, "eval_tasks", None):
+            return 0.0
+        tasks = min(limit, self.source(cfg.eval_tasks).get("tasks", limit))
+        return runs * self._rollouts(m, tasks, self.source(cfg.eval_tasks), cfg.rollout, cfg.index)[0]
+
+    def _rollouts(self, m: dict, n: float, src: dict, r, index, capped: int | None = None,
+                  one_turn: bool = False) -> tuple[float, float]:
+        """(seconds, tokens generated) of `n` greedy rollouts; `capped`: each turn that many
+        tokens; `one_turn`: no search (a model that never closes a tag, or RAG-PE)."""
+        ramp = src.get("ramp", False)
+        searches = 1 + (src.get("k", 1) - 1) * 0.5 if ramp else self.load["searches_per_task"]["scripted_qa"]
+        qwords = src.get("words", 100) if ramp else self.load["qa_question_words"]
+        total, written = self.trajectory(m, qwords, searches, r.topk, r.words_per_hit, src.get("words", 100), 3)
+        total = min(total, r.max_total_tokens)
+        if one_turn:
+            searches = 0
+        if capped:  # the first turn decodes to the cap; the few samples left after it, as they write
+            written = capped + searches * self.load["model_tokens_per_turn"]["tiny" if m["tiny"] else "llm"]
+        seconds = n * ((searches + 1) * total * 0.6 / m["prefill_tokens_s"] + written / m["generate_tokens_s"])
+        return seconds + self.search_s(index, n * searches), n * written
+
+    def _qaset(self, cfg, cost):
+        tasks = cfg.limit or 10_000
+        self.flow[cfg.out] = {"tasks": tasks, "qa": True}
+        cost.work = {"tasks": tasks}
+        cost.seconds = self._items("qaset", tasks)
+        return cost
+
+    def _eval(self, cfg, cost):
+        m = self.model(cfg.model)
+        seconds = gen = tasks = 0.0
+        padded = self.hw.get("padded_generate", False)
+        for spec in cfg.sets.values():
+            src = self.source(spec) if "/" in str(spec) else {"tasks": cfg.limit, "qa": True}
+            n = min(cfg.limit, src.get("tasks", cfg.limit))
+            runs = [(adapter is None and m["tiny"]) for adapter in cfg.models.values()] + [True] * len(cfg.baselines)
+            for untrained in runs:  # each model, then the baselines (RAG-PE: one answer by the base model)
+                # HF generate pads a batch to its longest member, and a greedy small model often has one
+                # that never closes a tag (a fifth of the demo's trained samples): the first turn runs to
+                # the cap; an untrained tiny model stops there
+                capped = cfg.rollout.max_new_tokens if padded or untrained else None
+                s, g = self._rollouts(m, n, src, cfg.rollout, cfg.index, capped, one_turn=untrained)
+                seconds, gen, tasks = seconds + s, gen + g, tasks + n
+        cost.work = {"tasks": round(tasks), "tokens_generated": round(gen)}
+        cost.seconds = m["load_s"] * len(cfg.models) + seconds
+        cost.vram_gb = self.vram(m["params"], kv_tokens=64 * cfg.rollout.max_total_tokens) if not m["tiny"] else 0
+        return cost
+
+    def vram(self, params: float, micro_tokens: int = 0, kv_tokens: int = 0, train: bool = True) -> float:
+        """GB of GPU memory: 4-bit weights (0.73 B a parameter, docs/memory.md), LoRA with AdamW
+        (0.18 B), activations of one micro-batch (3.6 GiB at 8,192 tokens of the 1.5B model,
+        docs/memory.md) and vLLM's KV cache (28 KB a token at 1.5B: 28 layers x 2 KV heads x 128 x
+        2 x bf16)."""
+        if self.hw["vram_gb"] == 0:
+            return 0.0
+        size = params / 1.54e9
+        gb = 0.73 * params / GB + (0.18 * params / GB if train else 0)
+        gb += 3.9 * micro_tokens / 8192 * size ** 0.5 if train else 0
+        return gb + kv_tokens * 28_672 * size ** 0.5 / GB
+
+
+def count_file(path: Path) -> dict:
+    """Lines of a JSONL (or a stage folder's main file) and the words of its first rows."""
+    if path.is_dir():
+        for name in ("passages.jsonl", "tasks.jsonl", "train.jsonl"):
+            if (path / name).is_file():
+                return count_file(path / name)
+        return {}
+    if not path.is_file():
+        return {}
+    words, lines, read = [], 0, 0
+    with path.open("rb") as f:
+        for lines, raw in enumerate(f, 1):
+            read += len(raw)
+            if lines <= 1000:
+                try:
+                    row = json.loads(raw)
+                except ValueError:  # not JSONL: count words as text
+                    row = {"contents": raw.decode("utf-8", "replace")}
+                words.append(len(str(row.get("contents", row.get("question", ""))).split()))
+            elif read > 2e8:  # a big file: the rest estimated from the bytes a line so far
+                lines = round(path.stat().st_size / (read / lines))
+                break
+    avg = sum(words) / len(words) if words else 100
+    return {"passages": lines, "tasks": lines, "words": avg}
+
+
+SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([BM])\b", re.I)
+
+
+def model_params(name: str) -> float:
+    """Parameters of a model: from its folder's config.json, else from its name (`Qwen2.5-1.5B`)."""
+    config = Path(name) / "config.json"
+    if config.is_file():
+        c = json.loads(config.read_text())
+        h, layers, vocab = c.get("hidden_size", 0), c.get("num_hidden_layers", 0), c.get("vocab_size", 0)
+        inter = c.get("intermediate_size", 4 * h)
+        return layers * (4 * h * h + 3 * h * inter) + vocab * h
+    found = SIZE.search(name.replace("_", "-").split("/")[-1])
+    if not found:
+        raise UserError(f"cannot tell the size of model {name!r} for the plan: give a folder with config.json "
+                        "or a name with its size (Qwen2.5-1.5B-Instruct)")
+    return float(found.group(1)) * (1e9 if found.group(2).upper() == "B" else 1e6)
+
+
+def table(costs: list[Cost], hardware: str) -> str:
+    """The stage table and the `total: H.H h` line."""
+    hw = profiles()["profiles"][hardware]
+    total = sum(c.seconds for c in costs)
+    lines = [f"plan on {hardware}: {hw['device']}",
+             f"{'stage':<16} {'kind':<7} {'time':>8} {'share':>6} {'RAM GB':>7} {'VRAM GB':>8} {'disk GB':>8}  work"]
+    for c in costs:
+        work = ", ".join(f"{k.replace('_', ' ')} {_num(v)}" for k, v in c.work.items())
+        lines.append(f"{c.stage:<16} {c.kind:<7} {_dur(c.seconds):>8} {c.seconds / total if total else 0:>6.0%} "
+                     f"{c.ram_gb:>7.1f} {c.vram_gb:>8.1f} {c.disk_gb:>8.1f}  {work}"
+                     + (f"  [{c.note}]" if c.note else ""))
+    peak_vram = max(c.vram_gb for c in costs)
+    lines.append(f"peak RAM {max(c.ram_gb for c in costs):.1f} GB of {hw['ram_gb']}, VRAM {peak_vram:.1f} GB of "
+                 f"{hw['vram_gb']}, disk {sum(c.disk_gb for c in costs):.1f} GB")
+    lines.append(f"total: {total / 3600:.1f} h")
+    return "\n".join(lines)
+
+
+def _dur(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    return f"{seconds / 60:.0f}m" if seconds < 7200 else f"{seconds / 3600:.1f}h"
+
+
+def _num(v: float) -> str:
+    return f"{v / 1e9:.1f}B" if v >= 1e9 else f"{v / 1e6:.1f}M" if v >= 1e6 else f"{v:,.0f}"
+
+
+def plan_recipe(path: str, sets: list[str], hardware: str) -> tuple[list[Cost], str]:
+    """The costs and the printed table of a recipe on a profile (nothing runs)."""
+    from minisearch.pipeline.recipe import read_recipe
+    from minisearch.pipeline.runner import plan
+
+    _, stages = plan(read_recipe(path, sets))
+    costs = Planner(hardware, stages).plan()
+    return costs, table(costs, hardware)
+
+
+def preflight(path: str, sets: list[str], hardware: str | None = None, echo=print) -> None:
+    """Before a run: the machine against the plan. A recipe with GPU stages needs a CUDA GPU
+    with the plan's VRAM; every recipe needs the plan's peak RAM and its disk free. Refuses
+    (UserError) with everything that is missing, before any stage starts."""
+    import shutil
+
+    import psutil
+
+    from minisearch.pipeline.recipe import read_recipe
+    from minisearch.pipeline.runner import plan
+
+    recipe = read_recipe(path, sets)
+    root, stages = plan(recipe)
+    gpu = any(getattr(s.cfg, "backend", "cpu") == "gpu" for s in stages)
+    missing, vram = [], 0.0
+    if gpu:
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                vram = torch.cuda.get_device_properties(0).total_memory / GB
+        except ImportError:
+            pass
+        if not vram:
+            missing.append("a CUDA GPU (the recipe's stages use backend: gpu; `make install-gpu`, or plan "
+                           "for the CPU with --set STAGE.backend=cpu)")
+    hardware = hardware or ("cpu" if not gpu else "rtx4090" if vram >= 20 else "rtx3060-12gb")
+    costs = Planner(hardware, stages).plan()
+    need_vram = max(c.vram_gb for c in costs)
+    need_ram = max(c.ram_gb for c in costs)
+    need_disk = sum(c.disk_gb for c in costs)
+    if gpu and vram and vram < need_vram:
+        missing.append(f"{need_vram:.1f} GB of GPU memory (this GPU has {vram:.1f} GB; the 12 GB recipe is "
+                       "recipes/qwen1.5b-12gb.yaml)")
+    ram = psutil.virtual_memory().total / GB
+    if ram < need_ram:
+        missing.append(f"{need_ram:.1f} GB of RAM (this machine has {ram:.1f} GB)")
+    where = Path(root).resolve()
+    while not where.exists():
+        where = where.parent
+    free = shutil.disk_usage(where).free / GB
+    done = sum(p.stat().st_size for p in Path(root).rglob("*") if p.is_file()) / GB if Path(root).exists() else 0
+    if free + done < need_disk:
+        missing.append(f"{need_disk:.1f} GB of disk at {where} ({free:.1f} GB free)")
+    if missing:
+        raise UserError("preflight: this machine lacks " + "; ".join(missing)
+                        + f". See the plan: minisearch run {path} --plan --hardware {hardware}")
+    if gpu:
+        echo(f"preflight: GPU {vram:.0f} GB (plan {need_vram:.1f}), RAM {ram:.0f} GB (plan {need_ram:.1f}), "
+             f"disk {free:.0f} GB free (plan {need_disk:.1f}): ok")

@@ -1,0 +1,91 @@
+"""`minisearch run RECIPE --plan`: the stage table, the recipes' budgets, the CPU estimate against a
+measured demo, the preflight."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from conftest import RECIPES, ROOT
+
+from minisearch.cli import main
+from minisearch.errors import UserError
+from minisearch.pipeline.plan import model_params, plan_recipe, preflight
+
+MEASURED = json.loads((ROOT / "bench" / "results" / "demo-cpu.json").read_text())
+
+
+def hours(recipe, hardware, *sets):
+    costs, text = plan_recipe(str(RECIPES / recipe), list(sets), hardware)
+    total = float(text.rsplit("total: ", 1)[1].split()[0])
+    return costs, text, total
+
+
+def test_the_cpu_estimate_of_the_demo_is_within_35_percent_of_its_measured_stage_times():
+    costs, _, _ = hours("demo.yaml", "cpu")
+    measured = MEASURED["stage_seconds"]
+    assert [c.stage for c in costs] == list(measured)
+    for c in costs:
+        if measured[c.stage] >= 30:  # the stages that make the demo's time
+            assert abs(c.seconds - measured[c.stage]) <= 0.35 * measured[c.stage], (c.stage, c.seconds)
+    total = sum(c.seconds for c in costs)
+    assert abs(total - MEASURED["total_seconds"]) <= 0.35 * MEASURED["total_seconds"], total
+
+
+@pytest.mark.parametrize("recipe, hardware, budget", [("qwen1.5b.yaml", "rtx4090", 10.0),
+                                                      ("qwen1.5b-12gb.yaml", "rtx3060-12gb", 16.0),
+                                                      ("qwen3-1.7b.yaml", "rtx4090", 10.0)])
+def test_the_gpu_recipes_fit_a_night(recipe, hardware, budget):
+    costs, text, total = hours(recipe, hardware)
+    assert 1.0 < total <= budget, text
+    vram = {"rtx4090": 24, "rtx3060-12gb": 12}[hardware]
+    assert max(c.vram_gb for c in costs) <= vram, text
+    assert all(c.note == "" for c in costs), text  # no unbounded stage
+
+
+def test_the_quick_recipe_takes_about_an_hour():
+    _, text, total = hours("qwen1.5b-quick.yaml", "rtx4090")
+    assert 0.5 <= total <= 1.5, text
+
+
+def test_the_table_names_every_stage_and_its_work():
+    costs, text, _ = hours("qwen1.5b.yaml", "rtx4090")
+    lines = text.splitlines()
+    assert lines[0].startswith("plan on rtx4090") and lines[-1].startswith("total: ")
+    for c in costs:
+        assert any(line.startswith(c.stage + " ") for line in lines)
+    ramp = next(c for c in costs if c.kind == "ramp")
+    assert ramp.work["passages"] < 1e6 and ramp.work["searches"] > 0  # a sample, not 21M passages
+    dapo = next(c for c in costs if c.stage == "dapo")
+    assert {"rollouts", "tokens_generated", "tokens_trained", "searches"} <= set(dapo.work)
+
+
+def test_an_unbounded_ramp_is_flagged(tmp_path):
+    _, text, total = hours("qwen1.5b.yaml", "rtx4090", "ramp.passages=null")
+    assert "set ramp.passages" in text and total > 50
+
+
+def test_cli_plan_and_bad_profile():
+    r = CliRunner().invoke(main, ["run", str(RECIPES / "qwen1.5b.yaml"), "--plan", "--hardware", "rtx4090"])
+    assert r.exit_code == 0 and "total: " in r.output and "corpus" in r.output, r.output
+    r = CliRunner().invoke(main, ["run", str(RECIPES / "demo.yaml"), "--plan", "--hardware", "tpu9"])
+    assert r.exit_code == 2 and "rtx4090" in r.output and "cpu" in r.output
+
+
+def test_preflight_refuses_a_gpu_recipe_without_a_gpu(tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(UserError, match="preflight: this machine lacks a CUDA GPU"):
+        preflight(str(RECIPES / "qwen1.5b.yaml"), [f"out={tmp_path / 'run'}"])
+    assert not (tmp_path / "run").exists()  # refused before any stage
+    preflight(str(RECIPES / "demo.yaml"), [f"out={tmp_path / 'demo'}"])  # a CPU recipe passes
+
+
+def test_model_sizes():
+    assert model_params("Qwen/Qwen2.5-1.5B-Instruct") == 1.5e9
+    assert model_params("Qwen/Qwen3-1.7B") == 1.7e9
+    assert model_params("HuggingFaceTB/SmolLM2-135M-Instruct") == 1.35e8
+    with pytest.raises(UserError, match="config.json"):
+        model_params("my-model")
