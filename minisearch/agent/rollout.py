@@ -98,7 +98,14 @@ def from_record(tokenizer, record: dict) -> Trajectory:
 
 
 def prompt_ids(tokenizer, task: dict, max_turns: int) -> tuple[list[int], str]:
-    text = tokenizer.apply_chat_template(task_messages(task, max_turns), tokenize=False, add_generation_prompt=True)
+    """A task's prompt in the model's chat template, ending where the assistant begins.
+
+    Thinking mode is asked for (`enable_thinking=True`, Qwen3's default; templates without
+    the switch ignore it): the prompt ends at the assistant's header, and the protocol's own
+    `<think>` is the model's thinking, rather than an empty think block the template writes.
+    """
+    text = tokenizer.apply_chat_template(task_messages(task, max_turns), tokenize=False, add_generation_prompt=True,
+                                         enable_thinking=True)
     return tokenizer(text, add_special_tokens=False)["input_ids"], text
 
 
