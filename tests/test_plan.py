@@ -11,7 +11,9 @@ from conftest import RECIPES, ROOT
 
 from minisearch.cli import main
 from minisearch.errors import UserError
-from minisearch.pipeline.plan import model_params, plan_recipe, preflight
+from minisearch.pipeline.plan import plan_recipe
+from minisearch.pipeline.preflight import preflight
+from minisearch.pipeline.sizes import model_params
 
 MEASURED = json.loads((ROOT / "bench" / "results" / "demo-cpu.json").read_text())
 

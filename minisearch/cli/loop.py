@@ -20,7 +20,8 @@ from minisearch.eval.stage import EvalConfig
 @user_errors
 def run_cmd(recipe, sets, start, plan_only, hardware):
     """Run RECIPE's stages in order; complete stages are skipped, a killed run resumes."""
-    from minisearch.pipeline.plan import plan_recipe, preflight
+    from minisearch.pipeline.plan import plan_recipe
+    from minisearch.pipeline.preflight import preflight
     from minisearch.pipeline.runner import run_recipe
 
     if plan_only:

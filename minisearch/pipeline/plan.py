@@ -10,20 +10,19 @@ right) use the workload figures of the same file, measured on the demo where the
     minisearch run recipes/qwen1.5b.yaml --plan --hardware rtx4090
 
 The plan is an estimate: `bench/plan_check.py RUN` prints it beside a finished run's real
-stage times. A GPU run starts with `preflight`, which refuses a machine short of the plan.
+stage times. Every run starts with `pipeline.preflight`, which refuses a machine short of the plan.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import re
 from pathlib import Path
 
 import yaml
 
 from minisearch.errors import UserError
+from minisearch.pipeline.sizes import count_file, model_params
 
 HARDWARE = Path(__file__).with_name("hardware.yaml")
 GB = 1e9
@@ -125,6 +124,15 @@ class Planner:
         total = (len(system_prompt(4).split()) + question_words + searches * topk * hit) * m["tpw"] \
             + searches * 20 + written
         return total, written
+
+    def agent(self, m: dict, src: dict, r) -> tuple[float, float, float]:
+        """(searches, tokens, tokens the model writes) of one trajectory of the agent itself on
+        the tasks `src`, under rollout settings `r` (a search per mask, half of them shared)."""
+        ramp = src.get("ramp", False)
+        searches = 1 + (src.get("k", 1) - 1) * 0.5 if ramp else self.load["searches_per_task"]["scripted_qa"]
+        qwords = src.get("words", 100) if ramp else self.load["qa_question_words"]
+        total, written = self.trajectory(m, qwords, searches, r.topk, r.words_per_hit, src.get("words", 100), 3)
+        return searches, min(total, r.max_total_tokens), written
 
     # ---- the stages --------------------------------------------------------------------------
     def plan(self) -> list[Cost]:
@@ -262,12 +270,8 @@ class Planner:
     def _dapo(self, cfg, cost):
         src = self.source(cfg.tasks)
         m = self.model(cfg.model)
-        ramp = src.get("ramp", False)
-        searches = 1 + (src.get("k", 1) - 1) * 0.5 if ramp else self.load["searches_per_task"]["scripted_qa"]
         r = cfg.rollout
-        qwords = src.get("words", 100) if ramp else self.load["qa_question_words"]
-        total, written = self.trajectory(m, qwords, searches, r.topk, r.words_per_hit, src.get("words", 100), 3)
-        total = min(total, r.max_total_tokens)
+        searches, total, written = self.agent(m, src, r)
         rollouts = cfg.steps * cfg.batch_tasks * cfg.group * self.load["dapo_generation_factor"]
         kept = cfg.steps * cfg.batch_tasks * cfg.group
         prefill = rollouts * (searches + 1) * total * 0.6  # each turn re-reads its context (~60% on average)
@@ -293,11 +297,7 @@ class Planner:
                   one_turn: bool = False) -> tuple[float, float]:
         """(seconds, tokens generated) of `n` greedy rollouts; `capped`: each turn that many
         tokens; `one_turn`: no search (a model that never closes a tag, or RAG-PE)."""
-        ramp = src.get("ramp", False)
-        searches = 1 + (src.get("k", 1) - 1) * 0.5 if ramp else self.load["searches_per_task"]["scripted_qa"]
-        qwords = src.get("words", 100) if ramp else self.load["qa_question_words"]
-        total, written = self.trajectory(m, qwords, searches, r.topk, r.words_per_hit, src.get("words", 100), 3)
-        total = min(total, r.max_total_tokens)
+        searches, total, written = self.agent(m, src, r)
         if one_turn:
             searches = 0
         if capped:  # the first turn decodes to the cap; the few samples left after it, as they write
@@ -345,50 +345,6 @@ class Planner:
         return gb + kv_tokens * 28_672 * size ** 0.5 / GB
 
 
-def count_file(path: Path) -> dict:
-    """Lines of a JSONL (or a stage folder's main file) and the words of its first rows."""
-    if path.is_dir():
-        for name in ("passages.jsonl", "tasks.jsonl", "train.jsonl"):
-            if (path / name).is_file():
-                return count_file(path / name)
-        return {}
-    if not path.is_file():
-        return {}
-    words, lines, read = [], 0, 0
-    with path.open("rb") as f:
-        for lines, raw in enumerate(f, 1):
-            read += len(raw)
-            if lines <= 1000:
-                try:
-                    row = json.loads(raw)
-                except ValueError:  # not JSONL: count words as text
-                    row = {"contents": raw.decode("utf-8", "replace")}
-                words.append(len(str(row.get("contents", row.get("question", ""))).split()))
-            elif read > 2e8:  # a big file: the rest estimated from the bytes a line so far
-                lines = round(path.stat().st_size / (read / lines))
-                break
-    avg = sum(words) / len(words) if words else 100
-    return {"passages": lines, "tasks": lines, "words": avg}
-
-
-SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([BM])\b", re.I)
-
-
-def model_params(name: str) -> float:
-    """Parameters of a model: from its folder's config.json, else from its name (`Qwen2.5-1.5B`)."""
-    config = Path(name) / "config.json"
-    if config.is_file():
-        c = json.loads(config.read_text())
-        h, layers, vocab = c.get("hidden_size", 0), c.get("num_hidden_layers", 0), c.get("vocab_size", 0)
-        inter = c.get("intermediate_size", 4 * h)
-        return layers * (4 * h * h + 3 * h * inter) + vocab * h
-    found = SIZE.search(name.replace("_", "-").split("/")[-1])
-    if not found:
-        raise UserError(f"cannot tell the size of model {name!r} for the plan: give a folder with config.json "
-                        "or a name with its size (Qwen2.5-1.5B-Instruct)")
-    return float(found.group(1)) * (1e9 if found.group(2).upper() == "B" else 1e6)
-
-
 def table(costs: list[Cost], hardware: str) -> str:
     """The stage table and the `total: H.H h` line."""
     hw = profiles()["profiles"][hardware]
@@ -425,55 +381,3 @@ def plan_recipe(path: str, sets: list[str], hardware: str) -> tuple[list[Cost], 
     _, stages = plan(read_recipe(path, sets))
     costs = Planner(hardware, stages).plan()
     return costs, table(costs, hardware)
-
-
-def preflight(path: str, sets: list[str], hardware: str | None = None, echo=print) -> None:
-    """Before a run: the machine against the plan. A recipe with GPU stages needs a CUDA GPU
-    with the plan's VRAM; every recipe needs the plan's peak RAM and its disk free. Refuses
-    (UserError) with everything that is missing, before any stage starts."""
-    import shutil
-
-    import psutil
-
-    from minisearch.pipeline.recipe import read_recipe
-    from minisearch.pipeline.runner import plan
-
-    recipe = read_recipe(path, sets)
-    root, stages = plan(recipe)
-    gpu = any(getattr(s.cfg, "backend", "cpu") == "gpu" for s in stages)
-    missing, vram = [], 0.0
-    if gpu:
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                vram = torch.cuda.get_device_properties(0).total_memory / GB
-        except ImportError:
-            pass
-        if not vram:
-            missing.append("a CUDA GPU (the recipe's stages use backend: gpu; `make install-gpu`, or plan "
-                           "for the CPU with --set STAGE.backend=cpu)")
-    hardware = hardware or ("cpu" if not gpu else "rtx4090" if vram >= 20 else "rtx3060-12gb")
-    costs = Planner(hardware, stages).plan()
-    need_vram = max(c.vram_gb for c in costs)
-    need_ram = max(c.ram_gb for c in costs)
-    need_disk = sum(c.disk_gb for c in costs)
-    if gpu and vram and vram < need_vram:
-        missing.append(f"{need_vram:.1f} GB of GPU memory (this GPU has {vram:.1f} GB; the 12 GB recipe is "
-                       "recipes/qwen1.5b-12gb.yaml)")
-    ram = psutil.virtual_memory().total / GB
-    if ram < need_ram:
-        missing.append(f"{need_ram:.1f} GB of RAM (this machine has {ram:.1f} GB)")
-    where = Path(root).resolve()
-    while not where.exists():
-        where = where.parent
-    free = shutil.disk_usage(where).free / GB
-    done = sum(p.stat().st_size for p in Path(root).rglob("*") if p.is_file()) / GB if Path(root).exists() else 0
-    if free + done < need_disk:
-        missing.append(f"{need_disk:.1f} GB of disk at {where} ({free:.1f} GB free)")
-    if missing:
-        raise UserError("preflight: this machine lacks " + "; ".join(missing)
-                        + f". See the plan: minisearch run {path} --plan --hardware {hardware}")
-    if gpu:
-        echo(f"preflight: GPU {vram:.0f} GB (plan {need_vram:.1f}), RAM {ram:.0f} GB (plan {need_ram:.1f}), "
-             f"disk {free:.0f} GB free (plan {need_disk:.1f}): ok")
