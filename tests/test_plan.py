@@ -51,6 +51,15 @@ def test_the_quick_recipe_takes_about_an_hour():
     assert 0.5 <= total <= 1.5, text
 
 
+def test_the_real_model_recipe_plans_its_model_before_it_exists():
+    """smollm2-cpu.yaml's model is written by its first stage: the plan takes its size from the
+    registry entry, and the whole recipe fits the two hours it is meant for on 2 cores."""
+    costs, text, total = hours("smollm2-cpu.yaml", "cpu")
+    assert costs[0].kind == "pretrained" and costs[0].work["parameters"] == 134_515_008
+    assert next(c for c in costs if c.stage == "sft").work["steps"] == 100
+    assert 0.5 <= total <= 2.0, text
+
+
 def test_the_table_names_every_stage_and_its_work():
     costs, text, _ = hours("qwen1.5b.yaml", "rtx4090")
     lines = text.splitlines()

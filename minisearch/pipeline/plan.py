@@ -60,6 +60,7 @@ class Planner:
         self.stages = stages
         self.flow: dict[str, dict] = {}  # stage folder -> {"passages", "tasks", "dev", "trajectories", "words"}
         self.tiny = {s.cfg.out for s in stages if s.kind in ("init", "warmup")}
+        self.params: dict[str, float] = {}  # model folders a pretrained stage will write -> parameters
 
     # ---- what an input path holds ------------------------------------------------------
     def source(self, path) -> dict:
@@ -87,7 +88,7 @@ class Planner:
         if str(name) in self.tiny:
             return {"tiny": True, "params": 1.3e6, **self.hw.get("tiny", self.hw["llm"]),
                     "tpw": self.tpw["tiny"]}
-        params = model_params(str(name))
+        params = self.params.get(str(name)) or model_params(str(name))
         ref = self.hw["llm"]
         ratio = ref["params"] / params
         return {"tiny": False, "params": params, "load_s": ref["load_s"] * max(1.0, 1 / ratio) ** 0.5,
@@ -180,6 +181,15 @@ class Planner:
             cost.disk_gb = n * (src.get("words", 100) * 6.5 + 40 + 56 * 8 + 8) / GB + n * 56 * 12 / GB  # + runs
         else:
             cost.ram_gb, cost.disk_gb = 1.0, n * src.get("words", 100) * 12 / GB
+        return cost
+
+    def _pretrained(self, cfg, cost):
+        from minisearch.pretrained import SOURCES
+
+        params = self.params[cfg.out] = SOURCES[cfg.name]["parameters"]
+        cost.work = {"parameters": params}
+        cost.seconds = params / self.hw["convert_params_s"]
+        cost.disk_gb = params * 4 / GB  # float32
         return cost
 
     def _init(self, cfg, cost):
@@ -350,10 +360,10 @@ def table(costs: list[Cost], hardware: str) -> str:
     hw = profiles()["profiles"][hardware]
     total = sum(c.seconds for c in costs)
     lines = [f"plan on {hardware}: {hw['device']}",
-             f"{'stage':<16} {'kind':<7} {'time':>8} {'share':>6} {'RAM GB':>7} {'VRAM GB':>8} {'disk GB':>8}  work"]
+             f"{'stage':<16} {'kind':<10} {'time':>8} {'share':>6} {'RAM GB':>7} {'VRAM GB':>8} {'disk GB':>8}  work"]
     for c in costs:
         work = ", ".join(f"{k.replace('_', ' ')} {_num(v)}" for k, v in c.work.items())
-        lines.append(f"{c.stage:<16} {c.kind:<7} {_dur(c.seconds):>8} {c.seconds / total if total else 0:>6.0%} "
+        lines.append(f"{c.stage:<16} {c.kind:<10} {_dur(c.seconds):>8} {c.seconds / total if total else 0:>6.0%} "
                      f"{c.ram_gb:>7.1f} {c.vram_gb:>8.1f} {c.disk_gb:>8.1f}  {work}"
                      + (f"  [{c.note}]" if c.note else ""))
     peak_vram = max(c.vram_gb for c in costs)

@@ -36,6 +36,7 @@ KINDS = {
     "index": ("minisearch.data.index", "IndexConfig"),
     "init": ("minisearch.tiny.model", "InitConfig"),
     "warmup": ("minisearch.tiny.warmup", "WarmupConfig"),
+    "pretrained": ("minisearch.pretrained", "PretrainedConfig"),
     "ramp": ("minisearch.ramp.tasks", "RampConfig"),
     "traj": ("minisearch.train.traj", "TrajConfig"),
     "sft": ("minisearch.train.sft", "SftConfig"),
