@@ -57,6 +57,16 @@ def test_make_task_masks_k_spans_and_keeps_what_training_needs():
     assert rebuilt == LONG
 
 
+def test_a_rambling_answer_is_not_read_as_the_paragraph():
+    """A reply that repeats the paragraph many times over fills no mask, even where the
+    alignment would find the right words (a 135M teacher's answer that was once accepted)."""
+    masked = "Gulls are placed with terns in the family [mask]. They are related to auks."
+    filled = masked.replace("[mask]", "Laridae")
+    assert fill_masks(masked, filled, 1) == ["Laridae"]
+    assert fill_masks(masked, " ".join([filled] * 3), 1) != [None]  # a repeat or two: still read
+    assert fill_masks(masked, " ".join([filled] * 12), 1) == [None]
+
+
 def test_title_prepended_when_absent_and_never_masked():
     task, _ = make_task(passage("Ostrivel lies on a river 812 km long; its founder was Quorvelle Dantrisk, "
                                 "who lived there until 1901 with many other people of the region.", title="Zim"),

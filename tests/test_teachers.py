@@ -19,7 +19,7 @@ from minisearch.records import passage_titles  # noqa: E402
 from minisearch.search.hit import Hit  # noqa: E402
 from minisearch.train.rewards import Outcome  # noqa: E402
 from minisearch.train.teachers import TeachConfig, TeacherGenerator, merge, teach  # noqa: E402
-from minisearch.train.teachers.agents import AgentTeacher, canonical, rewrites  # noqa: E402
+from minisearch.train.teachers.agents import PLAIN_QUERY_WORDS, AgentTeacher, canonical, rewrites  # noqa: E402
 from minisearch.train.teachers.scripted import ScriptedTeacher, mask_context  # noqa: E402
 from minisearch.train.traj import judge  # noqa: E402
 
@@ -166,21 +166,28 @@ def test_merge_by_rank_each_passage_once():
     assert merge([], 3) == []
 
 
-class RoleBackend:
-    """A stand-in for an LLM that plays the roles by reading its prompts (the roles' code is real)."""
+ROLE_MARKS = {"rewriter": "rewrite a search query", "planner": "plan web-style searches"}  # else: observer
+TAGGED = {"rewriter": "1. first rewrite\n2) second rewrite\n3. third",
+          "planner": "Plan first. <think>find the page</think><search>{question}</search> trailing",
+          "observer": "<think>Doc 1 says it</think><answer>{gold}</answer>"}
+# a small chat model's way with the roles (SmolLM2-135M's): plain words, never a tag
+PLAIN = {"rewriter": "another query", "planner": "{question} is what we need to find out today\nThen read.<|im_end|>",
+         "observer": "{gold}<|im_end|>"}
 
-    def __init__(self, tok, gold: dict[str, str]):
-        self.tokenizer, self.gold, self.prompts = tok, gold, []
+
+class RoleBackend:
+    """A stand-in for an LLM that plays the roles by reading its prompts (the roles' code is real),
+    replying with `replies[role]` filled with the question and its gold answer."""
+
+    def __init__(self, tok, gold: dict[str, str], replies: dict = TAGGED):
+        self.tokenizer, self.gold, self.replies, self.prompts = tok, gold, replies, []
 
     def generate(self, prompts, n=1, max_new_tokens=128, temperature=1.0, stop=(), **_):
         def script(context):
             self.prompts.append(context)
             question = next(q for q in self.gold if q in context)
-            if "rewrite a search query" in context:
-                return "1. first rewrite\n2) second rewrite\n3. third"
-            if "plan web-style searches" in context:
-                return f"Plan first. <think>find the page</think><search>{question}</search> trailing"
-            return f"<think>Doc 1 says it</think><answer>{self.gold[question]}</answer>"
+            role = next((r for r, mark in ROLE_MARKS.items() if mark in context), "observer")
+            return self.replies[role].format(question=question, gold=self.gold[question])
         return ScriptedGenerator(self.tokenizer, script)(prompts, n=n, max_new_tokens=max_new_tokens, stop=stop)
 
 
@@ -203,6 +210,21 @@ def test_agent_teacher_plans_rewrites_and_observes(env):
         assert accepted(record, task)
     assert sum("plan web-style" in p for p in backend.prompts) == len(tasks)
     assert sum("read search results" in p for p in backend.prompts) == len(tasks)
+
+
+def test_plain_replies_are_read_as_the_roles_turns(env):
+    """The planner's untagged reply is its query (first line, cut to a few words), the observer's
+    its answer: the round runs and is judged instead of ending every episode malformed."""
+    world, searcher, tok, _, _ = env
+    tasks = [t for t in world.qa["train"] if t["metadata"]["type"] == "one-hop"][:4]
+    backend = RoleBackend(tok, {t["question"]: t["golden_answers"][0] for t in tasks}, PLAIN)
+    cfg = TeachConfig()
+    done = records(teach(tasks, AgentTeacher(backend, cfg, n_rewrites=1), searcher.search, tok, cfg), tasks, cfg)
+    for record, task in done:
+        check_valid(record, task, cfg)
+        query = " ".join(f"{task['question']} is what we need to find out today".split()[:PLAIN_QUERY_WORDS])
+        assert record["turns"][0]["text"] == f"<search> {query} </search>"
+        assert record["end"] == "answer" and record["answer"] == task["golden_answers"][0]
 
 
 def test_canonical_and_rewrites_take_hostile_text():

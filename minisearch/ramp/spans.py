@@ -13,6 +13,11 @@ mask's span. A plain list of spans ("a; b", numbered lines, a JSON list) is acce
 ['Ostrivel of Velk']
 >>> span_match("the Velkaran River", "Velkaran river.")
 True
+
+An answer far longer than the paragraph is not the paragraph filled in: a model that repeats
+itself would otherwise be credited with whatever its alignment happens to find at a mask
+(SmolLM2-135M's multi-agent teacher had one such answer accepted), so beyond the paragraph's
+words plus MAX_SPAN_TOKENS per mask, half again, nothing is read.
 """
 
 from __future__ import annotations
@@ -72,6 +77,8 @@ def fill_masks(masked: str, answer, n_masks: int) -> list[str | None]:
         spans = [s or None for s in listed[:n_masks]]
         return spans + [None] * (n_masks - len(spans))
     src, out = _tokens(masked), _tokens(answer)
+    if len(out) > 1.5 * (len(src) + n_masks * MAX_SPAN_TOKENS):
+        return [None] * n_masks
     a = [t.lower() for t, _, _ in src]
     b = [t.lower() for t, _, _ in out]
     to_answer: dict[int, int] = {}

@@ -213,6 +213,9 @@ def run(cfg: SftConfig, echo=print, backend=None) -> Path:
     from minisearch.agent.backends import load_backend
 
     records = [r for f in trajectory_files(cfg.data) for r in read_jsonl(f)]
+    if not records:
+        raise UserError(f"{cfg.data}: no trajectories in {', '.join(map(str, trajectory_files(cfg.data)))} "
+                        "(a traj stage with allow_empty that accepted none?); look at its attempts-0.jsonl")
     eval_tasks = list(read_jsonl(cfg.eval_tasks))[:cfg.eval_limit] if cfg.eval_tasks else []
     if backend is not None:
         counts = _train(cfg, backend, records, eval_tasks, echo)

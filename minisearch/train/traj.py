@@ -61,6 +61,8 @@ class TrajConfig(Settings):
     student_lr: float = setting(2e-3, help="SFT learning rate of each student round.")
     qa_f1: float = setting(0.8, help="A QA trajectory is accepted at this F1 or above.", min=0.0)
     seed: int = setting(0, help="Seed of the task order.")
+    allow_empty: bool = setting(False, help="Finish even when no trajectory is accepted (a weak teacher's round "
+                                            "that is measured, beside another stage's data).")
     teach: TeachConfig = setting(TeachConfig())
 
     def validate(self):
@@ -213,9 +215,9 @@ def run(cfg: TrajConfig, echo=print) -> Path:
             (tmp / f"round-{r}.json").write_text(json.dumps(row) + "\n")
             echo(f"traj round {r} ({row['who']}): {row['accepted']}/{row['tasks']} accepted "
                  f"({row['acceptance']:.0%}), pool {row['pool']}")
-        if not pool:
-            raise UserError("no trajectory was accepted; look at the teacher's answers (is the index the "
-                            "corpus the tasks came from?)")
+        if not pool and not cfg.allow_empty:
+            raise UserError("no trajectory was accepted; look at the teacher's answers in attempts-0.jsonl "
+                            f"of {tmp} (is the index the corpus the tasks came from?)")
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
         counts.update(rounds=stats, pool=len(pool))
     return Path(cfg.out)

@@ -29,11 +29,31 @@ OBSERVER = ("You read search results for a research assistant. If they hold ever
             "<think>which result says it</think><answer>the answer</answer>. If something is missing, say what "
             "and reply <think>what is missing</think><search>next query</search>. {left} searches are left.")
 _NUMBERED = re.compile(r"^\s*(?:\d+[.):]|[-*•])\s*")
+_SPECIAL = re.compile(r"<\|[^|<>]*\|>")  # chat-template markers such as <|im_end|>
+_THOUGHT = re.compile(r"<think>.*?</think>", re.S)
+PLAIN_QUERY_WORDS = 12
 
 
-def canonical(text: str) -> str:
-    """A role's reply as a clean protocol turn (anything around the tags dropped)."""
+def canonical(text: str, plain: str = "") -> str:
+    """A role's reply as a clean protocol turn (anything around the tags dropped).
+
+    A small model often replies in plain words with no tags at all (SmolLM2-135M does nearly
+    always); with `plain` ("search" for the planner, "answer" for the observer) such a reply is
+    read as that kind of turn, the planner's first line as the query and the observer's whole
+    reply as the answer, so the round still runs and its answers are judged like any other.
+
+    >>> canonical("Ural Mountains, a range in Russia.<|im_end|>", plain="answer")
+    '<answer> Ural Mountains, a range in Russia. </answer>'
+    >>> canonical("<think>the range</think> Ural<|im_end|>", plain="search")
+    '<think>the range</think><search> Ural </search>'
+    """
     turn = parse_turn(text)
+    if turn.kind == "malformed" and turn.reason == "no tags" and plain:
+        reply = _SPECIAL.sub(" ", _THOUGHT.sub(" ", text)).strip()
+        if plain == "search":  # a query is a few keywords: the first line, cut short
+            reply = " ".join(reply.split("\n")[0].split()[:PLAIN_QUERY_WORDS])
+        reply = " ".join(reply.split())
+        return write_turn(plain, reply, turn.thought) if reply else text
     if turn.kind == "malformed":
         return text
     return write_turn(turn.kind, turn.query if turn.kind == "search" else turn.answer, turn.thought)
@@ -65,17 +85,19 @@ class AgentTeacher:
         return [group[0].text for group in outs]
 
     def decide(self, episodes: list[Episode]) -> list[str]:
-        conversations = []
+        conversations, plain = [], []  # plain: how a reply without tags is read (planner, observer)
         for e in episodes:
             if not e.history:
                 conversations.append([{"role": "system", "content": PLANNER},
                                       {"role": "user", "content": f"Task: {e.task['question']}"}])
+                plain.append("search")
                 continue
             found = "\n\n".join(f"Search: {q}\n{info.strip()}" for q, info in e.history)
             left = self.cfg.max_turns - len(e.queries)
             conversations.append([{"role": "system", "content": OBSERVER.format(left=left)},
                                   {"role": "user", "content": f"Task: {e.task['question']}\n\n{found}"}])
-        return [canonical(text) for text in self._chat(conversations, STOP)]
+            plain.append("answer")
+        return [canonical(text, kind) for text, kind in zip(self._chat(conversations, STOP), plain)]
 
     def expand(self, queries: list[str]) -> list[list[str]]:
         if self.n_rewrites <= 0:
