@@ -18,7 +18,7 @@ vllm = pytest.importorskip("vllm")
 torch = pytest.importorskip("torch")
 
 from minisearch.agent.backends.cpu import CpuBackend  # noqa: E402
-from minisearch.agent.backends.vllm_sampler import VllmSampler  # noqa: E402
+from minisearch.agent.backends.vllm_sampler import VllmSampler, before_engine  # noqa: E402
 from minisearch.agent.protocol import STOP  # noqa: E402
 
 
@@ -37,6 +37,7 @@ def setup(tiny_model, tmp_path_factory):
             if "lora_B" in name:
                 p.add_(0.05)
     tuned.save_adapter(root / "adapter")
+    before_engine()  # the test run has imported bm25s, hence numba
     llm = vllm.LLM(model=str(tiny_model), enable_lora=True, max_lora_rank=8, max_model_len=1024,
                    dtype="float32", seed=0)
     sampler = VllmSampler(llm, LoRARequest("policy", 1, str(root / "adapter")))

@@ -28,7 +28,7 @@ from pathlib import Path
 from minisearch.agent.backends import Backend, free_memory
 from minisearch.agent.backends.adapters import load_into, reset_lora, saved_rank
 from minisearch.agent.backends.cpu import LORA_TARGETS
-from minisearch.agent.backends.vllm_sampler import VllmSampler, new_lora_id
+from minisearch.agent.backends.vllm_sampler import VllmSampler, before_engine, new_lora_id
 from minisearch.errors import UserError
 
 HIDDEN = "UNSLOTH_RETURN_HIDDEN_STATES"
@@ -46,6 +46,7 @@ class GpuBackend(Backend):
         except ImportError as e:
             raise UserError(f"the gpu backend needs the gpu extra ({e}): make install-gpu") from e
         lora_rank = (saved_rank(adapter) if adapter is not None else None) or lora_rank
+        before_engine()  # a bm25s index imports numba, whose llvmlite stops vLLM's start otherwise
         base, self.tokenizer = FastLanguageModel.from_pretrained(
             model_name=str(model), max_seq_length=max_seq_length, load_in_4bit=True, fast_inference=True,
             max_lora_rank=lora_rank, gpu_memory_utilization=gpu_memory_utilization)

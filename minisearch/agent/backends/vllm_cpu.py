@@ -18,7 +18,7 @@ from pathlib import Path
 
 from minisearch.agent.backends.adapters import saved_rank
 from minisearch.agent.backends.cpu import CpuBackend
-from minisearch.agent.backends.vllm_sampler import VllmSampler, adapter_request
+from minisearch.agent.backends.vllm_sampler import VllmSampler, adapter_request, before_engine
 from minisearch.errors import UserError
 
 
@@ -33,6 +33,7 @@ class VllmCpuBackend(CpuBackend):
                          lora_only=True)  # vLLM serves LoRA A/B, not embedding copies or rows
         rank = max(lora_rank, (saved_rank(adapter) if adapter is not None else 0) or 0) or 16
         max_model_len = max_model_len or min(4096, self._causal_lm().config.max_position_embeddings)
+        before_engine()
         llm = vllm.LLM(model=str(model), enable_lora=True, max_lora_rank=rank, max_model_len=max_model_len,
                        dtype="float32", seed=seed)
         self.sampler = VllmSampler(llm)

