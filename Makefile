@@ -106,7 +106,7 @@ recipe-qwen1.5b:
 	@echo "Chat with it: $(M) chat --run runs/qwen1.5b --backend gpu"
 
 # A real pretrained model through the whole loop on a CPU: SmolLM2-135M-Instruct from PyPI (no model
-# hub) on the Wikipedia summaries; about 1.5 h on 2 cores. Its table: README, "A real model on a CPU".
+# hub) on the Wikipedia summaries; 52 min on 2 cores. Its table: README, "A real model on a CPU".
 recipe-smollm2: install data
 	$(M) run recipes/smollm2-cpu.yaml
 	@echo "Chat with it: $(M) chat --run runs/smollm2-cpu"

@@ -1,6 +1,6 @@
 """A real pretrained model through the whole loop (slow-marked; .ci/run runs it): SmolLM2-135M-Instruct,
 fetched from PyPI and converted by `minisearch model get`, on the Wikipedia summaries of `make data`,
-through recipes/smollm2-cpu.yaml at smoke size (~12 minutes on 2 cores): scripted and multi-agent
+through recipes/smollm2-cpu.yaml at smoke size (~11 minutes on 2 cores): scripted and multi-agent
 teacher rounds, RAMP SFT, DAPO with the curriculum, and the held-out eval.
 
 It asserts what a real model must show: held-out RAMP span accuracy after RAMP SFT above the base
