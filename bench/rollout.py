@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from minisearch.agent.protocol import TAGS  # noqa: E402
 from minisearch.agent.rollout import RolloutConfig, ScriptedGenerator, rollout  # noqa: E402
 from minisearch.data.toyworld import build_world  # noqa: E402
+from minisearch.pretrained import SOURCE_INFO  # noqa: E402
 from minisearch.search import build_index, open_searcher  # noqa: E402
 from minisearch.tiny.model import TinyModelConfig, init_model  # noqa: E402
 
@@ -66,7 +67,7 @@ def model_rows(args, searcher, tasks, cfg) -> list[dict]:
 
     if not args.model:
         return []
-    source = Path(args.model) / "source.json"  # a model `minisearch model get` wrote: its registry name
+    source = Path(args.model) / SOURCE_INFO  # a model `minisearch model get` wrote: its registry name
     name = json.loads(source.read_text())["name"] if source.is_file() else Path(args.model).name
     dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
     hf = CpuBackend(args.model, device=args.device, dtype=dtype)

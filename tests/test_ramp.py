@@ -59,7 +59,7 @@ def test_make_task_masks_k_spans_and_keeps_what_training_needs():
 
 def test_a_rambling_answer_is_not_read_as_the_paragraph():
     """A reply that repeats the paragraph many times over fills no mask, even where the
-    alignment would find the right words (a 135M teacher's answer that was once accepted)."""
+    alignment would find the right words."""
     masked = "Gulls are placed with terns in the family [mask]. They are related to auks."
     filled = masked.replace("[mask]", "Laridae")
     assert fill_masks(masked, filled, 1) == ["Laridae"]

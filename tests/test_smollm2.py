@@ -4,8 +4,8 @@ through recipes/smollm2-cpu.yaml at smoke size (~11 minutes on 2 cores): scripte
 teacher rounds, RAMP SFT, DAPO with the curriculum, and the held-out eval.
 
 It asserts what a real model must show: held-out RAMP span accuracy after RAMP SFT above the base
-model's on the same tasks (greedy), SmolLM2's own chat template in the prompts, and the multi-agent
-round run and reported even when the 135M teacher gets nothing right."""
+model's on the same tasks (greedy), the model folder carrying SmolLM2's own chat template, and the
+multi-agent round run and reported even when the 135M teacher gets nothing right."""
 
 import json
 import os

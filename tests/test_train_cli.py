@@ -130,3 +130,32 @@ def test_a_progress_log_survives_a_half_written_line(tmp_path):
     log.write_bytes(b'{"a": 1}\nnot json\n{"a": 2}\n')
     with pytest.raises(UserError, match="log.jsonl:2: damaged"):
         read_log(log)
+
+
+def test_a_round_that_accepts_nothing_stops_unless_allowed_and_sft_names_the_empty_data(toy_run, passages,
+                                                                                        tmp_path):
+    """The scripted teacher over an index of other passages finds no answer: the stage refuses
+    to finish empty, finishes with `allow_empty` (its stats say 0 accepted), and an SFT stage
+    given only that folder says its data is empty before loading a model."""
+    import minisearch.train.sft as sft
+    import minisearch.train.traj as traj
+    from minisearch.errors import UserError
+    from minisearch.search import build_index
+
+    root, world = toy_run
+    build_index(passages, tmp_path / "other-index")
+    write_jsonl(tmp_path / "qa.jsonl", [t for t in world.qa["train"] if t["metadata"]["type"] == "one-hop"][:8])
+    write_jsonl(tmp_path / "passages.jsonl", world.passages)
+
+    def cfg(out, **kw):
+        return traj.TrajConfig(tasks=str(tmp_path / "qa.jsonl"), index=str(tmp_path / "other-index"),
+                               out=str(tmp_path / out), model=str(root / "model"),
+                               corpus=str(tmp_path / "passages.jsonl"), **kw)
+
+    with pytest.raises(UserError, match="no trajectory was accepted; look at the teacher's answers"):
+        traj.run(cfg("strict"), echo=lambda *_: None)
+    traj.run(cfg("empty", allow_empty=True), echo=lambda *_: None)
+    stats = json.loads((tmp_path / "empty" / "stats.json").read_text())[0]
+    assert stats["accepted"] == 0 and stats["tasks"] == 8
+    with pytest.raises(UserError, match="no trajectories in .*allow_empty"):
+        sft.run(sft.SftConfig(data=str(tmp_path / "empty"), model="no-such-model", out=str(tmp_path / "sft")))

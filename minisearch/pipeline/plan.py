@@ -23,6 +23,7 @@ import yaml
 
 from minisearch.errors import UserError
 from minisearch.pipeline.sizes import count_file, model_params
+from minisearch.pretrained import SOURCES
 
 HARDWARE = Path(__file__).with_name("hardware.yaml")
 GB = 1e9
@@ -184,8 +185,6 @@ class Planner:
         return cost
 
     def _pretrained(self, cfg, cost):
-        from minisearch.pretrained import SOURCES
-
         params = self.params[cfg.out] = SOURCES[cfg.name]["parameters"]
         cost.work = {"parameters": params}
         cost.seconds = params / self.hw["convert_params_s"]

@@ -15,9 +15,8 @@ mask's span. A plain list of spans ("a; b", numbered lines, a JSON list) is acce
 True
 
 An answer far longer than the paragraph is not the paragraph filled in: a model that repeats
-itself would otherwise be credited with whatever its alignment happens to find at a mask
-(SmolLM2-135M's multi-agent teacher had one such answer accepted), so beyond the paragraph's
-words plus MAX_SPAN_TOKENS per mask, half again, nothing is read.
+itself would otherwise be credited with whatever its alignment happens to find at a mask, so
+beyond the paragraph's words plus MAX_SPAN_TOKENS per mask, half again, nothing is read.
 """
 
 from __future__ import annotations
