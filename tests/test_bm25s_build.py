@@ -69,6 +69,6 @@ def test_index_through_the_searcher(tmp_path, toy_world):
     title = first["contents"].split("\n", 1)[0]
     with open_searcher(tmp_path / "idx") as s:
         assert len(s) == len(toy_world.passages)
-        assert s.search([title], k=3)[0][0].id == first["id"]
+        assert s.search([title], k=3)[0][0].id in (first["id"], first["id"] + "-r")  # the lead or its records
     params = json.loads((tmp_path / "idx" / "bm25s" / "params.index.json").read_text())
     assert params["num_docs"] == len(toy_world.passages) and params["method"] == "lucene"

@@ -96,7 +96,7 @@ def test_unreadable_text_file(tmp_path):
 
 def test_toyworld_source():
     got = list(iter_passages("toyworld:80"))
-    assert len(got) == 80 and got[0]["id"].startswith("river-")
+    assert len(got) == 160 and got[0]["id"].startswith("river-")  # a lead and a records passage per entity
     with pytest.raises(UserError, match="number"):
         list(iter_passages("toyworld:many"))
 

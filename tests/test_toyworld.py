@@ -35,9 +35,9 @@ def test_same_seed_same_bytes_other_seed_other_world(tmp_path):
 
 
 def test_sizes_and_ids(world):
-    assert len(world.entities) == len(world.passages) == 600
-    assert [p["id"] for p in world.passages] == [e.id for e in world.entities]
-    assert len({p["id"] for p in world.passages}) == 600
+    assert len(world.entities) == 600 and len(world.passages) == 1200
+    assert [p["id"] for p in world.passages] == [i for e in world.entities for i in (e.id, f"{e.id}-r")]
+    assert len({p["id"] for p in world.passages}) == 1200
     assert Counter(e.kind for e in world.entities).keys() == {"person", "city", "river", "company", "work"}
 
 
@@ -56,7 +56,18 @@ def test_passages_are_titled_and_sized(world):
     for p in world.passages:
         title, text = split_contents(p["contents"])
         assert title and title in text
-        assert 50 <= len(text.split()) <= 140, p
+        assert (10 if p["id"].endswith("-r") else 50) <= len(text.split()) <= 140, p
+
+
+def test_records_restate_the_facts_questions_ask_and_leave_the_leads_and_questions_as_they_were(world):
+    """Every one-hop answer is in its entity's records passage too (RAMP can mask it in the
+    lead and find it there); records off gives the leads and the questions unchanged."""
+    text = {p["id"]: p["contents"] for p in world.passages}
+    one_hop = [r for rows in world.qa.values() for r in rows if r["metadata"]["type"] == "one-hop"]
+    assert one_hop and all(r["golden_answers"][0] in text[r["metadata"]["source_ids"][0] + "-r"] for r in one_hop)
+    plain = build_world(600, seed=3, records=False)
+    assert plain.passages == [p for p in world.passages if not p["id"].endswith("-r")]
+    assert plain.qa == world.qa
 
 
 def test_templates_vary(world):
@@ -77,6 +88,7 @@ def test_every_answer_is_in_its_sources(world):
 
 def test_bridge_needs_two_passages(world):
     text = {p["id"]: split_contents(p["contents"])[1] for p in world.passages}
+    text = {i: t + " " + text.get(f"{i}-r", "") for i, t in text.items()}  # an entity's two passages
     bridges = [r for rows in world.qa.values() for r in rows if r["metadata"]["type"] == "bridge"]
     assert len(bridges) > 50
     for row in bridges:
@@ -135,7 +147,7 @@ def test_cli_writes_the_world(tmp_path):
     result = CliRunner().invoke(main, ["toyworld", "--size", "80", "--out", str(tmp_path / "w")])
     assert result.exit_code == 0, result.output
     counts = json.loads(result.output)
-    assert counts["passages"] == 80
+    assert counts["passages"] == 160  # a lead and a records passage each
     for split in ("train", "dev", "test"):
         lines = (tmp_path / "w" / "qa" / f"{split}.jsonl").read_text().splitlines()
         assert len(lines) == counts["qa"][split] > 0

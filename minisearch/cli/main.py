@@ -51,7 +51,7 @@ def toyworld(**options):
     from minisearch.data.toyworld import write_world
 
     cfg = settings_from(WorldConfig, options)
-    click.echo(json.dumps(write_world(cfg.out, size=cfg.size, seed=cfg.seed), indent=2))
+    click.echo(json.dumps(write_world(cfg.out, size=cfg.size, seed=cfg.seed, records=cfg.records), indent=2))
 
 
 @main.command()

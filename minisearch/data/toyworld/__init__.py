@@ -3,7 +3,8 @@
     minisearch toyworld --size 2000 --out world     # passages.jsonl, entities.jsonl, qa/*.jsonl
 
 No model has seen it, so scores on it measure search, not memory. People, cities, rivers,
-companies and works carry dates, numbers, places and relations; each has one passage. The
+companies and works carry dates, numbers, places and relations; each has a lead passage and,
+unless `records` is off, a records passage restating its facts (what RAMP can mask). The
 QA splits (train/dev/test) are by region of the world, so every entity, and every answer
 that is an entity, belongs to exactly one split. Same seed, same bytes.
 """
@@ -19,12 +20,12 @@ from minisearch.errors import UserError
 from minisearch.jsonl import write_jsonl
 from minisearch.records import make_qa, split_contents
 from minisearch.pipeline.rundir import stage_folder
-from minisearch.data.toyworld.passages import person_links, write_passage
+from minisearch.data.toyworld.passages import person_links, write_passage, write_records
 from minisearch.data.toyworld.questions import bridges, comparisons, one_hop
 from minisearch.data.toyworld.world import Entity, build_entities, region_sizes
 from minisearch.settings import Settings, setting
 
-VERSION = 1
+VERSION = 2
 MIN_SIZE, MAX_SIZE = 60, 1_000_000
 SPLITS = ("train", "dev", "test")
 
@@ -48,8 +49,10 @@ class World:
                 "qa": {split: len(rows) for split, rows in self.qa.items()}, "by_type": by_type}
 
 
-def build_world(size: int, seed: int = 0) -> World:
-    """Generate the world of `size` entities (one passage each) from `seed`."""
+def build_world(size: int, seed: int = 0, records: bool = True) -> World:
+    """Generate the world of `size` entities from `seed`: a lead passage each, and a records
+    passage after it when `records` (drawn from a generator of their own, so the leads and the
+    questions are the same either way)."""
     if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
         raise UserError(f"toy world size must be between {MIN_SIZE} and {MAX_SIZE:,} entities, got {size}")
     rng = random.Random(seed)
@@ -57,6 +60,9 @@ def build_world(size: int, seed: int = 0) -> World:
     by_id = {e.id: e for e in entities}
     links = person_links(entities)
     passages = [write_passage(e, by_id, links, rng) for e in entities]
+    if records:
+        rec_rng = random.Random(f"records-{seed}")
+        passages = [p for lead, e in zip(passages, entities) for p in (lead, write_records(e, by_id, rec_rng))]
     text = {p["id"]: split_contents(p["contents"])[1] for p in passages}
     regions: dict[int, list[Entity]] = {}
     for e in entities:
@@ -90,25 +96,25 @@ def _region_splits(n: int, rng: random.Random) -> dict[int, str]:
 
 
 def _answerable(answer: str, meta: dict, text: dict[str, str]) -> bool:
-    """The answer is in the last source passage, and a bridge's is not in its first."""
+    """The answer is in the last source passage, and a bridge's is in no passage of its first entity."""
     sources = meta["source_ids"]
     if meta["type"] == "comparison":
         return True  # the answer is one of the two titles
     if answer not in text[sources[-1]]:
         return False
-    return meta["type"] != "bridge" or answer not in text[sources[0]]
+    return meta["type"] != "bridge" or answer not in text[sources[0]] + text.get(f"{sources[0]}-r", "")
 
 
-def write_world(out: str | Path, size: int, seed: int = 0) -> dict:
+def write_world(out: str | Path, size: int, seed: int = 0, records: bool = True) -> dict:
     """Write passages.jsonl, entities.jsonl, qa/{train,dev,test}.jsonl and manifest.json."""
-    world = build_world(size, seed)
+    world = build_world(size, seed, records)
     out = Path(out)
     write_jsonl(out / "passages.jsonl", world.passages)
     write_jsonl(out / "entities.jsonl", (e.to_dict() for e in world.entities))
     for split, rows in world.qa.items():
         write_jsonl(out / "qa" / f"{split}.jsonl", rows)
     counts = world.counts()
-    manifest = {"generator": "minisearch.toyworld", "version": VERSION, "seed": seed, "size": size,
+    manifest = {"generator": "minisearch.toyworld", "version": VERSION, "seed": seed, "size": size, "records": records,
                 "regions": len(region_sizes(size)), **counts}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return {**counts, "out": str(out)}
@@ -117,13 +123,15 @@ def write_world(out: str | Path, size: int, seed: int = 0) -> dict:
 @dataclass
 class WorldConfig(Settings):
     out: str = setting(help="Folder to write.")
-    size: int = setting(2000, help="Number of entities (one passage each).", min=1)
+    size: int = setting(2000, help="Number of entities.", min=1)
     seed: int = setting(0, help="Same seed, same world.")
+    records: bool = setting(True, help="Give each entity a records passage restating its facts (without it "
+                                       "RAMP can mask no fact a question asks about).")
 
 
 def run(cfg: WorldConfig, echo=print) -> Path:
     """The world as a stage folder (written whole, with done.json)."""
     with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts):
-        counts.update({k: v for k, v in write_world(tmp, cfg.size, cfg.seed).items() if k != "out"})
+        counts.update({k: v for k, v in write_world(tmp, cfg.size, cfg.seed, cfg.records).items() if k != "out"})
     echo(f"world: {counts['entities']} entities, {counts['passages']} passages, QA {counts['qa']} in {cfg.out}")
     return Path(cfg.out)

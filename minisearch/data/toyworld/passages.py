@@ -1,9 +1,14 @@
-"""One encyclopedia passage per entity, written from varied templates.
+"""An entity's article: a lead passage and, optionally, a records passage, from varied templates.
 
 Every fact has several phrasings, the facts after the opening sentence come in random
-order, and neutral filler sentences bring each passage to 60-140 words. Related entities
+order, and neutral filler sentences bring each lead to 60-140 words. Related entities
 are named (a company's passage names its founder) but their own facts are not repeated,
 so a two-hop question needs two searches.
+
+The records passage (same title, id `<entity>-r`) restates the entity's own facts and links
+in other words, as an article's later sections restate its lead. It is what lets RAMP mask
+the facts questions ask about: a RAMP task's searches exclude its own passage, and a fact
+written in one passage only can never be found again.
 """
 
 from __future__ import annotations
@@ -92,6 +97,37 @@ def write_passage(entity: Entity, by_id: dict[str, Entity], links: dict[str, dic
     while fillers and sum(len(s.split()) for s in sentences) < 60:
         sentences.insert(rng.randint(1, len(sentences)), fillers.pop())
     return make_passage(entity.id, entity.name, " ".join(sentences))
+
+
+RECORDS = {
+    "born": ["{name}'s date of birth is given as {born}.", "Records put the birth of {name} on {born}."],
+    "birth_city": ["{name}'s birthplace was {birth_city}.", "The family of {name} lived in {birth_city}."],
+    "occupation": ["By trade {name} was {a_occupation}.", "{name} worked as {a_occupation}."],
+    "founded": ["{name} dates its founding to {founded}.", "The first charter of {name} is from {founded}."],
+    "population": ["The last census counted {population} inhabitants in {name}.",
+                   "{name} has {population} residents."],
+    "river": ["{name} stands on the {river}.", "The {river} runs past {name}."],
+    "length": ["The {name} has a total length of {length}.", "From source to mouth the {name} measures {length}."],
+    "sea": ["The mouth of the {name} is on {sea}.", "The {name} ends in {sea}."],
+    "founder": ["{founder} is named as the founder of {name}.", "{name} was set up by {founder}."],
+    "headquarters": ["The head office of {name} is in {headquarters}.", "{name} keeps its main offices in "
+                     "{headquarters}."],
+    "employees": ["{name} has {employees} employees.", "The staff of {name} numbers {employees}."],
+    "year": ["{name} first appeared in {year}.", "The year of release of {name} was {year}."],
+    "creator": ["{creator} is credited as the maker of {name}.", "{name} is the work of {creator}."],
+    "publisher": ["{name} was brought to the public by {publisher}.", "The release of {name} was handled by "
+                  "{publisher}."],
+}
+
+
+def write_records(entity: Entity, by_id: dict[str, Entity], rng: random.Random) -> dict:
+    """The entity's records passage: its own facts and links (not its relations' facts), shuffled,
+    with one filler sentence."""
+    values = _values(entity, by_id)
+    facts = [rng.choice(RECORDS[key]).format(**values) for key in RECORDS if values.get(key)]
+    rng.shuffle(facts)
+    facts.insert(rng.randint(1, len(facts)), rng.choice(FILLER[entity.kind]).format(**values))
+    return make_passage(f"{entity.id}-r", entity.name, " ".join(facts))
 
 
 def _values(entity: Entity, by_id: dict[str, Entity]) -> dict:
