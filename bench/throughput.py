@@ -9,7 +9,8 @@ entities, not the demo's 2,000, so that the demo's own stage times check the pla
 (`tests/test_plan.py`) instead of having set it:
 
 - warmup_tokens_s: the warm-up stage (all weights) for `--steps` steps of 16 x 128 tokens;
-- train_tokens_s: the sft stage (LoRA + embeddings) on scripted RAMP trajectories, tokens of
+- train_tokens_s: the sft stage (LoRA + embeddings, no gradient checkpointing: the demo's
+  stages turn it off) on scripted RAMP trajectories, tokens of
   the examples trained over the stage's seconds;
 - prefill_tokens_s, generate_tokens_s: the cpu backend's batched `generate` on 32 RAMP
   prompts, 1 new token (prompt reading) against 33 (the difference is decoding);
@@ -78,7 +79,7 @@ def main() -> None:
                         model=str(tmp / "model"), teach=TeachConfig(answer_form="spans", topk=1)), echo=quiet)
         rows = list(read_jsonl(tmp / "traj" / "round-0.jsonl"))
         scfg = SftConfig(data=str(tmp / "traj"), model=str(tmp / "model"), out=str(tmp / "sft"), lr=2e-3,
-                         max_steps=args.steps)
+                         max_steps=args.steps, grad_checkpoint=False)
         _, s = timed(lambda: sft(scfg, echo=quiet))
         backend = CpuBackend(tmp / "model")
         mean = sum(len(r["input_ids"]) for r in examples(backend.tokenizer, rows, 2048)[0]) / len(rows)

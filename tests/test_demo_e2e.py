@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 SMALL = ["world.size=300", "model.steps=60", "ramp.per_passage=1", "traj.limit=120", "sft.max_steps=12",
          "sft.save_steps=4", "dapo.steps=4", "dapo.save_every=2", "dapo.batch_tasks=2", "dapo.group=2",
-         "qa-traj.limit=40", "qa-sft.max_steps=4", "eval.limit=6"]
+         "qa-traj.limit=40", "qa-sft.max_steps=4", "qa-alone.max_steps=4", "eval.limit=6"]
 
 
 def demo(out, kill_at: str | None = None) -> tuple[int, str]:
@@ -40,7 +40,7 @@ def test_demo_resumes_after_kills_and_ends_like_a_straight_run(tmp_path):
     assert code == 0, log[-3000:]
     straight = tmp_path / "straight"
     table = (straight / "eval" / "table.md").read_text()
-    for label in ("RAG-PE (base)", "| base |", "ramp-sft", "ramp-dapo", "qa-sft"):
+    for label in ("RAG-PE (base)", "| base |", "ramp-sft", "ramp-dapo", "qa-sft", "qa-alone"):
         assert label in table
     assert "## Curves" in (straight / "report.md").read_text()
 

@@ -81,8 +81,13 @@ class Planner:
                     "words": self.load["words_per_passage"].get(name, 100)}
         if path.startswith("toyworld"):
             size = int(path.split(":")[1]) if ":" in path else 2000
-            return {"passages": size, "words": self.load["words_per_passage"]["toyworld"]}
+            return {"passages": 2 * size, "words": self.load["words_per_passage"]["toyworld"],  # leads + records
+                    "ramp_tasks_per_try": self.toy_ramp_yield(records=True)}
         return count_file(Path(path))
+
+    def toy_ramp_yield(self, records: bool) -> dict:
+        """RAMP tasks per try on a toy world: with records passages a lead's facts can be found again."""
+        return {**self.load["ramp_tasks_per_try"], **(self.load["toyworld_ramp_tasks_per_try"] if records else {})}
 
     def model(self, name) -> dict:
         """The rates of the model `name` on this profile, and its size."""
@@ -153,18 +158,20 @@ class Planner:
 
     def _world(self, cfg, cost):
         qa = cfg.size * self.load["qa_per_entity"]
-        words = self.load["words_per_passage"]["toyworld"]
-        self.flow[cfg.out] = {"passages": cfg.size, "words": words}
+        words = self.load["words_per_passage"]["toyworld" if cfg.records else "toyworld_leads"]
+        passages = cfg.size * (2 if cfg.records else 1)  # a lead and a records passage each
+        self.flow[cfg.out] = {"passages": passages, "words": words,
+                              "ramp_tasks_per_try": self.toy_ramp_yield(cfg.records)}
         self.flow[f"{cfg.out}/qa/train.jsonl"] = {"tasks": qa * self.load["qa_train_share"], "qa": True}
         self.flow[f"{cfg.out}/qa/dev.jsonl"] = {"tasks": qa * (1 - self.load["qa_train_share"]) / 2, "qa": True}
-        cost.work = {"passages": cfg.size, "tasks": round(qa)}
+        cost.work = {"passages": passages, "tasks": round(qa)}
         cost.seconds = self._items("world", cfg.size)
         cost.disk_gb = cfg.size * 2000 / GB
         return cost
 
     def _corpus(self, cfg, cost):
         src = self.source(cfg.source)
-        self.flow[cfg.out] = {"passages": src.get("passages", 0), "words": src.get("words", 100)}
+        self.flow[cfg.out] = {k: v for k, v in src.items() if k in ("passages", "words", "ramp_tasks_per_try")}
         cost.work = {"passages": src.get("passages", 0)}
         cost.seconds = self._items("corpus", src.get("passages", 0))
         cost.disk_gb = src.get("passages", 0) * (src.get("words", 100) * 6.5 + 40) / GB
@@ -209,7 +216,7 @@ class Planner:
         n = min(cfg.passages or src.get("passages", 0), src.get("passages", 0))
         tries = n * cfg.per_passage
         mode = "none" if not cfg.index else cfg.recover
-        tasks = tries * self.load["ramp_tasks_per_try"][mode]
+        tasks = tries * src.get("ramp_tasks_per_try", self.load["ramp_tasks_per_try"])[mode]
         searches = 0 if not cfg.index else n if cfg.recover == "title" else n * 9
         self.flow[cfg.out] = {"tasks": tasks * (1 - cfg.dev_fraction), "dev": tasks * cfg.dev_fraction,
                               "words": src.get("words", 100), "ramp": True,
