@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 DATA   := data/wiki-summaries.jsonl
 DEMO   := runs/demo
 
-.PHONY: install install-gpu check-gpu-deps test test-all test-vllm test-verl demo recipe-qwen1.5b recipe-smollm2 bench data lint clean
+.PHONY: install install-gpu check-gpu-deps test test-all test-vllm test-verl demo transfer recipe-qwen1.5b recipe-smollm2 bench data lint clean
 
 install: $(STAMP)
 
@@ -90,6 +90,12 @@ demo: install
 	$(M) run recipes/demo.yaml
 	@echo; $(M) show $(DEMO)
 	@echo; echo "Chat with it: $(M) chat --run $(DEMO)"
+
+# The method's claim in miniature: downstream QA with and without RAMP pre-training at 100, 300,
+# 1,000 and all training questions, curriculum vs mixed DAPO, 5 seeds (bench/transfer.py;
+# runs/transfer/table.md). Resumes like a recipe.
+transfer: install
+	$(BIN)/python bench/transfer.py
 
 # The real run on one GPU (12-24 GB) with internet: model, passages and QA sets download
 # through the libraries. `make install-gpu` first; 12 GB cards: recipes/qwen1.5b-12gb.yaml.
