@@ -72,7 +72,7 @@ def test_ramp_help_offers_every_field_with_its_default():
     for f in dataclasses.fields(RampConfig):
         if not f.metadata["arg"]:
             assert "--" + f.name.replace("_", "-") in out, f.name
-    assert "[default: 0.4,0.3,0.2,0.1]" in out and "[span|title]" in out
+    assert "[default: 0.4,0.3,0.2,0.1]" in out and "[span|title|plan]" in out
 
 
 def test_every_stage_command_offers_every_field():
@@ -116,7 +116,7 @@ def test_bad_values_on_the_command_line_are_clear_errors(tmp_path, args, message
 
 
 def test_checks_live_in_the_config():
-    with pytest.raises(SettingError, match="recover='titel' is not one of span, title"):
+    with pytest.raises(SettingError, match="recover='titel' is not one of span, title, plan"):
         RampConfig(corpus="c", out="o", recover="titel")
     with pytest.raises(SettingError, match="group=1"):
         DapoConfig(tasks="t", index="i", model="m", out="o", group=1)

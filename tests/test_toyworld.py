@@ -154,3 +154,27 @@ def test_cli_writes_the_world(tmp_path):
     manifest = json.loads((tmp_path / "w" / "manifest.json").read_text())
     assert manifest["seed"] == 0 and manifest["size"] == 80
     assert len((tmp_path / "w" / "entities.jsonl").read_text().splitlines()) == 80
+
+
+def test_a_lead_states_a_linked_entitys_fact_that_only_that_entitys_pages_hold(world):
+    """The fact a lead states beside a linked name (its city's founding year, its river's sea,
+    its publisher's founding year) is in the linked entity's pages, never in the entity's own
+    records passage: filling it takes a search for the linked name. Off, the leads lose it."""
+    from minisearch.data.toyworld.passages import LINKED, _linked_values
+
+    text = {p["id"]: split_contents(p["contents"])[1] for p in world.passages}
+    by_id = {e.id: e for e in world.entities}
+    link_of = {"person": "birth_city", "city": "river", "company": "headquarters", "work": "publisher"}
+    stated = 0
+    for e in world.entities:
+        if e.kind not in LINKED or not e.attrs.get(link_of[e.kind]):
+            continue
+        fact = str(next(iter(_linked_values(e, by_id).values())))
+        other = e.attrs[link_of[e.kind]]
+        assert fact in text[e.id] and fact in text[other] + text[f"{other}-r"], (e.id, fact)
+        if fact not in {str(v) for v in e.attrs.values()}:  # unless it is one of the entity's own facts too
+            assert fact not in text[f"{e.id}-r"], (e.id, fact)
+        stated += 1
+    assert stated > 300
+    plain = build_world(600, seed=3, linked=False)
+    assert not any(", a city founded in" in p["contents"] for p in plain.passages)

@@ -27,6 +27,7 @@ from minisearch.pretrained import SOURCES
 
 HARDWARE = Path(__file__).with_name("hardware.yaml")
 GB = 1e9
+RAMP_KEYS = ("ramp_tasks_per_try", "ramp_searches_per_passage", "ramp_searches_needed")  # by recover mode
 
 
 def profiles() -> dict:
@@ -82,12 +83,14 @@ class Planner:
         if path.startswith("toyworld"):
             size = int(path.split(":")[1]) if ":" in path else 2000
             return {"passages": 2 * size, "words": self.load["words_per_passage"]["toyworld"],  # leads + records
-                    "ramp_tasks_per_try": self.toy_ramp_yield(records=True)}
+                    **self.toy_ramp(records=True)}
         return count_file(Path(path))
 
-    def toy_ramp_yield(self, records: bool) -> dict:
-        """RAMP tasks per try on a toy world: with records passages a lead's facts can be found again."""
-        return {**self.load["ramp_tasks_per_try"], **(self.load["toyworld_ramp_tasks_per_try"] if records else {})}
+    def toy_ramp(self, records: bool) -> dict:
+        """RAMP's yield and searches on a toy world (with records passages a lead's facts can be found
+        again), by recover mode, under the flow keys RAMP_KEYS."""
+        toy = self.load["toyworld_ramp"] if records else {}
+        return {key: {**self.load[key], **toy.get(key, {})} for key in RAMP_KEYS}
 
     def model(self, name) -> dict:
         """The rates of the model `name` on this profile, and its size."""
@@ -136,7 +139,7 @@ class Planner:
         """(searches, tokens, tokens the model writes) of one trajectory of the agent itself on
         the tasks `src`, under rollout settings `r` (a search per mask, half of them shared)."""
         ramp = src.get("ramp", False)
-        searches = 1 + (src.get("k", 1) - 1) * 0.5 if ramp else self.load["searches_per_task"]["scripted_qa"]
+        searches = src.get("searches", 1.0) if ramp else self.load["searches_per_task"]["scripted_qa"]
         qwords = src.get("words", 100) if ramp else self.load["qa_question_words"]
         total, written = self.trajectory(m, qwords, searches, r.topk, r.words_per_hit, src.get("words", 100), 3)
         return searches, min(total, r.max_total_tokens), written
@@ -160,8 +163,7 @@ class Planner:
         qa = cfg.size * self.load["qa_per_entity"]
         words = self.load["words_per_passage"]["toyworld" if cfg.records else "toyworld_leads"]
         passages = cfg.size * (2 if cfg.records else 1)  # a lead and a records passage each
-        self.flow[cfg.out] = {"passages": passages, "words": words,
-                              "ramp_tasks_per_try": self.toy_ramp_yield(cfg.records)}
+        self.flow[cfg.out] = {"passages": passages, "words": words, **self.toy_ramp(cfg.records)}
         self.flow[f"{cfg.out}/qa/train.jsonl"] = {"tasks": qa * self.load["qa_train_share"], "qa": True}
         self.flow[f"{cfg.out}/qa/dev.jsonl"] = {"tasks": qa * (1 - self.load["qa_train_share"]) / 2, "qa": True}
         cost.work = {"passages": passages, "tasks": round(qa)}
@@ -171,7 +173,7 @@ class Planner:
 
     def _corpus(self, cfg, cost):
         src = self.source(cfg.source)
-        self.flow[cfg.out] = {k: v for k, v in src.items() if k in ("passages", "words", "ramp_tasks_per_try")}
+        self.flow[cfg.out] = {k: v for k, v in src.items() if k in ("passages", "words", *RAMP_KEYS)}
         cost.work = {"passages": src.get("passages", 0)}
         cost.seconds = self._items("corpus", src.get("passages", 0))
         cost.disk_gb = src.get("passages", 0) * (src.get("words", 100) * 6.5 + 40) / GB
@@ -216,10 +218,13 @@ class Planner:
         n = min(cfg.passages or src.get("passages", 0), src.get("passages", 0))
         tries = n * cfg.per_passage
         mode = "none" if not cfg.index else cfg.recover
-        tasks = tries * src.get("ramp_tasks_per_try", self.load["ramp_tasks_per_try"])[mode]
-        searches = 0 if not cfg.index else n if cfg.recover == "title" else n * 9
+        def rate(key):
+            return src.get(key, self.load[key])[mode]
+        tasks = tries * rate("ramp_tasks_per_try")
+        searches = 0 if not cfg.index else n * rate("ramp_searches_per_passage")
         self.flow[cfg.out] = {"tasks": tasks * (1 - cfg.dev_fraction), "dev": tasks * cfg.dev_fraction,
                               "words": src.get("words", 100), "ramp": True,
+                              "searches": src.get("ramp_searches_needed", self.load["ramp_searches_needed"])[mode],
                               "k": sum((i + 1) * w for i, w in enumerate(cfg.k_weights)) / sum(cfg.k_weights)}
         cost.work = {"passages": n, "tasks": round(tasks), "searches": searches}
         cost.seconds = (src.get("passages", 0) / self.hw["items_s"]["corpus"] + self._items("ramp", n)
@@ -237,7 +242,8 @@ class Planner:
         m = self.model(cfg.model)
         ramp = src.get("ramp", False)
         agents = cfg.teacher == "agents"
-        searches = self.load["searches_per_task"]["agent" if agents else "scripted_ramp" if ramp else "scripted_qa"]
+        searches = (self.load["searches_per_task"]["agent"] if agents else src.get("searches", 1.0) if ramp
+                    else self.load["searches_per_task"]["scripted_qa"])
         qwords = src.get("words", 100) if ramp else self.load["qa_question_words"]
         total, written = self.trajectory(m, qwords, searches, cfg.teach.topk, cfg.teach.words_per_hit,
                                          src.get("words", 100), self._answer_words(src, cfg.teach.answer_form))
@@ -297,7 +303,8 @@ class Planner:
         cost.seconds = (m["load_s"] + prefill / m["prefill_tokens_s"] + rollouts * written / m["generate_tokens_s"]
                         + trained / m["train_tokens_s"] + kept * total / m["prefill_tokens_s"]  # old log-probs
                         + self.search_s(cfg.index, rollouts * searches)
-                        + self._eval_seconds(cfg, m, cfg.eval_limit, 2))
+                        + self._eval_seconds(cfg, m, cfg.eval_limit, 2)
+                        + self._val_seconds(cfg, m, src))
         cost.vram_gb = self.vram(m["params"], micro_tokens=cfg.micro_tokens,
                                  kv_tokens=cfg.batch_tasks * cfg.group * r.max_total_tokens) if not m["tiny"] else 0
         return cost
@@ -308,6 +315,14 @@ class Planner:
             return 0.0
         tasks = min(limit, self.source(cfg.eval_tasks).get("tasks", limit))
         return runs * self._rollouts(m, tasks, self.source(cfg.eval_tasks), cfg.rollout, cfg.index)[0]
+
+    def _val_seconds(self, cfg, m: dict, src: dict) -> float:
+        """DAPO's validation checks: `val_tasks` greedy rollouts at the start, every `val_every`
+        steps and at the last."""
+        if not cfg.val_tasks:
+            return 0.0
+        checks = 1 + cfg.steps // cfg.val_every + (cfg.steps % cfg.val_every > 0)
+        return self._rollouts(m, checks * cfg.val_tasks, src, cfg.rollout, cfg.index)[0]
 
     def _rollouts(self, m: dict, n: float, src: dict, r, index, capped: int | None = None,
                   one_turn: bool = False) -> tuple[float, float]:

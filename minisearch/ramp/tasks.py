@@ -18,9 +18,15 @@ excluded from its searches, so a fact written nowhere else cannot be recovered):
 `recover: span` the span searched for itself finds it in the top 10 (an upper bound on what
 an agent's queries can reach); with `recover: title` searching the page's title, the query
 an agent can always write, finds it in the top `recover_k` (a passage without a title is
-skipped). On the toy world, half the
-spans pass `span` but are out of reach of every query the scripted teacher tries, so tasks
-masking them are noise in a held-out score; `title` keeps the reachable half.
+skipped); with `recover: plan` the title or a name the paragraph mentions does, and the masks
+are chosen with a search plan (`minisearch.ramp.plan`): the fewest searches that fill them,
+each query one the agent can see (in the task or in an earlier search's results). With
+`title` and `plan`, `metadata.plan` lists the searches ({query, masks it fills}) and
+`metadata.searches_needed` their number; at k >= 2 the masks are drawn to need two or more
+searches where the passage allows, and one-search tasks are thinned until at least
+`multi_share` of each split's k >= 2 tasks need several, so that the curriculum by k raises
+the searches, not only the spans copied out of one result. `stats.json` counts the tasks by
+k and searches needed.
 """
 
 from __future__ import annotations
@@ -39,11 +45,13 @@ from minisearch.data.corpus import iter_passages
 from minisearch.errors import UserError
 from minisearch.jsonl import write_jsonl
 from minisearch.pipeline.rundir import stage_folder
+from minisearch.ramp.plan import plan_queries, reach_of, reachable, search_plan
 from minisearch.ramp.spanfinder import find_spans
 from minisearch.records import make_qa, split_contents
 from minisearch.settings import SettingError, Settings, setting
 
-RECOVER = ("span", "title")
+RECOVER = ("span", "title", "plan")
+PLAN_TRIES = 12  # mask draws per task looking for one that needs several searches
 
 NUMBER = re.compile(r"\d")
 BATCH = 256  # passages whose recoverability searches go as one batch
@@ -64,15 +72,20 @@ class RampConfig(Settings):
     per_passage: int = setting(1, help="Tasks made from each passage (other masks each time; duplicates dropped).",
                                min=1)
     recover: str = setting("span", choices=RECOVER,
-                           help="With an index: span (the span searched for finds itself) or title (a search "
-                                "of the page title finds it).")
-    recover_k: int = setting(3, help="With recover: title, the hits searched (the agent's top-k).", min=1)
+                           help="With an index: span (the span searched for finds itself), title (a search "
+                                "of the page title finds it) or plan (the title or a name in the paragraph "
+                                "does; tasks carry their search plan).")
+    recover_k: int = setting(3, help="With recover: title or plan, the hits searched (the agent's top-k).", min=1)
+    multi_share: float = setting(0.5, help="With recover: plan, the least share of tasks with k >= 2 masks that need "
+                                           "two or more searches (one-search tasks are dropped to reach it).", min=0.0)
     passages: int | None = setting(None, help="Mask only this many passages, a seeded sample of the corpus "
                                               "(wiki-18 has 21M) [default: all].", min=1)
 
     def validate(self):
         if len(self.k_weights) != 4 or min(self.k_weights) < 0 or sum(self.k_weights) <= 0:
             raise SettingError(f"k_weights must be four non-negative weights for k = 1..4, got {self.k_weights}")
+        if self.multi_share > 1:
+            raise SettingError(f"multi_share={self.multi_share}: it is a share, at most 1")
 
 
 def recoverable(searcher, spans: list[str], source_id: str, k: int = 10, title: str | None = None) -> list[str]:
@@ -154,43 +167,69 @@ def prefetch(searcher, passages: list[dict], min_words: int, recover: str, recov
     then answers `make_tasks`); a batch is many times faster than one query at a time."""
     queries, excluded = [], []
     for passage in passages:
-        title, _, spans, why = candidates(passage, min_words)
+        title, text, spans, why = candidates(passage, min_words)
         if why or not spans or (recover == "title" and not title):
             continue
-        mine = [title] if recover == "title" else spans
+        mine = spans if recover == "span" else plan_queries(title, text, names=recover == "plan")
         queries += mine
         excluded += [[passage["id"]]] * len(mine)
     if queries:
-        searcher.search(queries, k=recover_k if recover == "title" else 10, exclude_ids=excluded)
+        searcher.search(queries, k=10 if recover == "span" else recover_k, exclude_ids=excluded)
 
 
 def make_tasks(passage: dict, ks: list[int], rng: random.Random, min_words: int = 25,
-               choose=weighted, searcher=None, recover: str = "span", recover_k: int = 3) -> tuple[list[dict], Counter]:
+               choose=weighted, searcher=None, recover: str = "span", recover_k: int = 3,
+               ) -> tuple[list[dict], Counter]:
     """One task per mask count in `ks` (other spans each time, duplicates dropped), and why
     the others were skipped; `choose` picks the spans to mask; with a `searcher`, only spans
-    recoverable from other passages are candidates (searched once per passage; `recover`
-    as in RampConfig)."""
+    recoverable from other passages are candidates (searched once per passage; `recover` and
+    `recover_k` as in RampConfig)."""
     title, text, spans, why = candidates(passage, min_words)
     if why:
         return [], Counter({why: 1})
+    reach = None
     if spans and searcher is not None:
-        if recover == "title" and not title:  # nothing an agent could search for
+        if recover != "span" and not title:  # nothing an agent could search for
             return [], Counter(no_title=1)
-        spans = (recoverable(searcher, spans, passage["id"], recover_k, title) if recover == "title"
-                 else recoverable(searcher, spans, passage["id"]))
+        if recover == "span":
+            spans = recoverable(searcher, spans, passage["id"])
+        else:
+            reach = reach_of(searcher, passage["id"], plan_queries(title, text, names=recover == "plan"), recover_k)
+            spans = reachable(spans, reach)
     if not spans:
         return [], Counter(no_spans=1)
     tasks, skipped = [], Counter()
     for n, k in enumerate(ks):
-        chosen = sorted(choose(text, spans, k, rng), key=text.index)
-        masked, why = mask_spans(text, chosen)
+        chosen, masked, plan, why = _draw(text, title, spans, k, rng, choose, reach, recover == "plan" and k >= 2)
         if why or any(t["metadata"]["masked"] == masked for t in tasks):
             skipped[why or "duplicate"] += 1
             continue
         task_id = f"ramp-{passage['id']}" + (f"-{n}" if n else "")
+        extra = {"plan": plan, "searches_needed": len(plan)} if plan is not None else {}
         tasks.append(make_qa(task_id, ramp_question(masked, title), [text], masks=chosen, mask_num=len(chosen),
-                             source_id=passage["id"], title=title, masked=masked))
+                             source_id=passage["id"], title=title, masked=masked, **extra))
     return tasks, skipped
+
+
+def _draw(text: str, title: str, spans: list[str], k: int, rng: random.Random, choose, reach, want_multi: bool):
+    """(masks in text order, masked text, plan or None, "") or ([], "", None, why): the masks
+    of one task; with `reach`, a draw whose plan fills every mask, retried (PLAN_TRIES) for
+    one that needs two or more searches when `want_multi`."""
+    best = None
+    for _ in range(PLAN_TRIES if reach is not None else 1):
+        chosen = sorted(choose(text, spans, k, rng), key=text.index)
+        masked, why = mask_spans(text, chosen)
+        if why:
+            continue
+        plan = search_plan(chosen, title, masked, reach) if reach is not None else None
+        if reach is not None and plan is None:
+            why = "no_plan"
+            continue
+        if best is None or (want_multi and len(plan) > len(best[2])):
+            best = (chosen, masked, plan)
+        if not want_multi or len(plan) >= 2:
+            break
+    return (*best, "") if best else ([], "", None, why)
 
 
 def make_task(passage: dict, k: int, rng: random.Random, min_words: int = 25,
@@ -209,6 +248,27 @@ def mask_spans(text: str, chosen: list[str]) -> tuple[str, str]:
             return "", "overlapping_spans"
         masked = masked[:at] + MASK + masked[at + len(span):]
     return ("", "starts_with_mask") if masked.startswith(MASK) else (masked, "")
+
+
+def thin_single(tasks: list[dict], share: float, rng: random.Random) -> tuple[list[dict], int]:
+    """The tasks with k >= 2 one-search tasks dropped at random, as few as it takes for at least
+    `share` of the k >= 2 tasks to need several searches; (kept in order, dropped count)."""
+    def single(t):
+        return t["metadata"]["mask_num"] >= 2 and t["metadata"]["searches_needed"] == 1
+    singles = [i for i, t in enumerate(tasks) if single(t)]
+    multi = sum(t["metadata"]["mask_num"] >= 2 for t in tasks) - len(singles)
+    allowed = len(singles) if share <= 0 else min(len(singles), int(multi * (1 - share) / share)) if share < 1 else 0
+    drop = set(rng.sample(singles, len(singles) - allowed))
+    return [t for i, t in enumerate(tasks) if i not in drop], len(drop)
+
+
+def depth_table(tasks: list[dict]) -> dict:
+    """Tasks by mask count and searches needed: {"k=2": {"1": n, "2": m}, ...} (tasks without a plan: "-")."""
+    table: dict[str, Counter] = {}
+    for t in tasks:
+        meta = t["metadata"]
+        table.setdefault(f"k={meta['mask_num']}", Counter())[str(meta.get("searches_needed", "-"))] += 1
+    return {k: dict(sorted(c.items())) for k, c in sorted(table.items())}
 
 
 def corpus_size(corpus: str) -> int | None:
@@ -275,6 +335,10 @@ def run(cfg: RampConfig, echo=print) -> Path:
         searcher.close()
     if scorer is not None:
         scorer.close()
+    if cfg.recover == "plan":
+        for split, rows in tasks.items():
+            tasks[split], thinned = thin_single(rows, cfg.multi_share, random.Random(f"thin-{cfg.seed}-{split}"))
+            skipped["one_search"] += thinned
     if not tasks["train"]:
         raise UserError(f"{cfg.corpus}: no RAMP tasks could be made (skipped: {dict(skipped)})")
     with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts):
@@ -282,8 +346,9 @@ def run(cfg: RampConfig, echo=print) -> Path:
             write_jsonl(tmp / f"{split}.jsonl", rows)
         by_k = Counter(t["metadata"]["mask_num"] for rows in tasks.values() for t in rows)
         counts.update(train=len(tasks["train"]), dev=len(tasks["dev"]), skipped=dict(skipped),
-                      mask_num={str(k): by_k[k] for k in sorted(by_k)})
+                      mask_num={str(k): by_k[k] for k in sorted(by_k)},
+                      **({"searches_needed": depth_table(tasks["train"] + tasks["dev"])} if cfg.index else {}))
         (tmp / "stats.json").write_text(json.dumps(counts, indent=2) + "\n")
     echo(f"ramp: {len(tasks['train'])} train, {len(tasks['dev'])} dev tasks; masks {dict(sorted(by_k.items()))}; "
-          f"skipped {dict(skipped)}")
+          f"skipped {dict(skipped)}" + (f"; searches needed by k {counts['searches_needed']}" if cfg.index else ""))
     return Path(cfg.out)

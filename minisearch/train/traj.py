@@ -109,6 +109,19 @@ def select(records: list[dict], by_id: dict[str, dict], qa_f1: float) -> tuple[l
     return accepted, dict(ends)
 
 
+def searches_by_k(records: list[dict], by_id: dict[str, dict]) -> dict:
+    """Mean searches per trajectory by mask count ("k=2": 1.8), and by searches the plan needs
+    ("needed=2"); QA tasks count as k=0."""
+    groups: dict[str, list[int]] = {}
+    for record in records:
+        meta = by_id[record["task_id"]].get("metadata", {})
+        n = len(record.get("queries", []))
+        groups.setdefault(f"k={meta.get('mask_num', 0)}", []).append(n)
+        if "searches_needed" in meta:
+            groups.setdefault(f"needed={meta['searches_needed']}", []).append(n)
+    return {key: round(sum(v) / len(v), 3) for key, v in sorted(groups.items())}
+
+
 def teacher_round(tasks: list[dict], cfg: TrajConfig, searcher, log: Path, echo=print) -> list[dict]:
     """Every task's trajectory by the teacher, right or wrong. Each batch's records are
     appended to `log` as it finishes; a rerun reads them back and teaches only the tasks not
@@ -210,7 +223,7 @@ def run(cfg: TrajConfig, echo=print) -> Path:
             write_jsonl(tmp / f"round-{r}.jsonl", accepted)
             row = {"round": r, "who": cfg.teacher if r == 0 else f"student-{r}", "tasks": len(chunk),
                    "accepted": len(accepted), "acceptance": round(len(accepted) / len(chunk), 4),
-                   "pool": len(pool), "ends": ends}
+                   "pool": len(pool), "ends": ends, "searches_by_k": searches_by_k(accepted, by_id)}
             stats.append(row)
             (tmp / f"round-{r}.json").write_text(json.dumps(row) + "\n")
             echo(f"traj round {r} ({row['who']}): {row['accepted']}/{row['tasks']} accepted "

@@ -4,7 +4,9 @@
 
 No model has seen it, so scores on it measure search, not memory. People, cities, rivers,
 companies and works carry dates, numbers, places and relations; each has a lead passage and,
-unless `records` is off, a records passage restating its facts (what RAMP can mask). The
+unless `records` is off, a records passage restating its facts (what RAMP can mask); unless
+`linked` is off, a lead also states a linked entity's fact, written in that entity's pages
+only (what RAMP masks to need a second search: passages.py). The
 QA splits (train/dev/test) are by region of the world, so every entity, and every answer
 that is an entity, belongs to exactly one split. Same seed, same bytes.
 """
@@ -16,16 +18,16 @@ import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from minisearch.errors import UserError
-from minisearch.jsonl import write_jsonl
-from minisearch.records import make_qa, split_contents
-from minisearch.pipeline.rundir import stage_folder
 from minisearch.data.toyworld.passages import person_links, write_passage, write_records
 from minisearch.data.toyworld.questions import bridges, comparisons, one_hop
 from minisearch.data.toyworld.world import Entity, build_entities, region_sizes
+from minisearch.errors import UserError
+from minisearch.jsonl import write_jsonl
+from minisearch.pipeline.rundir import stage_folder
+from minisearch.records import make_qa, split_contents
 from minisearch.settings import Settings, setting
 
-VERSION = 2
+VERSION = 3
 MIN_SIZE, MAX_SIZE = 60, 1_000_000
 SPLITS = ("train", "dev", "test")
 
@@ -49,17 +51,17 @@ class World:
                 "qa": {split: len(rows) for split, rows in self.qa.items()}, "by_type": by_type}
 
 
-def build_world(size: int, seed: int = 0, records: bool = True) -> World:
+def build_world(size: int, seed: int = 0, records: bool = True, linked: bool = True) -> World:
     """Generate the world of `size` entities from `seed`: a lead passage each, and a records
     passage after it when `records` (drawn from a generator of their own, so the leads and the
-    questions are the same either way)."""
+    questions are the same either way); `linked`: leads state a linked entity's fact."""
     if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
         raise UserError(f"toy world size must be between {MIN_SIZE} and {MAX_SIZE:,} entities, got {size}")
     rng = random.Random(seed)
     entities = build_entities(size, rng)
     by_id = {e.id: e for e in entities}
     links = person_links(entities)
-    passages = [write_passage(e, by_id, links, rng) for e in entities]
+    passages = [write_passage(e, by_id, links, rng, linked) for e in entities]
     if records:
         rec_rng = random.Random(f"records-{seed}")
         passages = [p for lead, e in zip(passages, entities) for p in (lead, write_records(e, by_id, rec_rng))]
@@ -105,9 +107,9 @@ def _answerable(answer: str, meta: dict, text: dict[str, str]) -> bool:
     return meta["type"] != "bridge" or answer not in text[sources[0]] + text.get(f"{sources[0]}-r", "")
 
 
-def write_world(out: str | Path, size: int, seed: int = 0, records: bool = True) -> dict:
+def write_world(out: str | Path, size: int, seed: int = 0, records: bool = True, linked: bool = True) -> dict:
     """Write passages.jsonl, entities.jsonl, qa/{train,dev,test}.jsonl and manifest.json."""
-    world = build_world(size, seed, records)
+    world = build_world(size, seed, records, linked)
     out = Path(out)
     write_jsonl(out / "passages.jsonl", world.passages)
     write_jsonl(out / "entities.jsonl", (e.to_dict() for e in world.entities))
@@ -115,6 +117,7 @@ def write_world(out: str | Path, size: int, seed: int = 0, records: bool = True)
         write_jsonl(out / "qa" / f"{split}.jsonl", rows)
     counts = world.counts()
     manifest = {"generator": "minisearch.toyworld", "version": VERSION, "seed": seed, "size": size, "records": records,
+                "linked": linked,
                 "regions": len(region_sizes(size)), **counts}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return {**counts, "out": str(out)}
@@ -127,11 +130,13 @@ class WorldConfig(Settings):
     seed: int = setting(0, help="Same seed, same world.")
     records: bool = setting(True, help="Give each entity a records passage restating its facts (without it "
                                        "RAMP can mask no fact a question asks about).")
+    linked: bool = setting(True, help="A lead also states a linked entity's fact, written in that entity's pages "
+                                      "only (RAMP tasks that need a second search).")
 
 
 def run(cfg: WorldConfig, echo=print) -> Path:
     """The world as a stage folder (written whole, with done.json)."""
     with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts):
-        counts.update({k: v for k, v in write_world(tmp, cfg.size, cfg.seed, cfg.records).items() if k != "out"})
+        counts.update({k: v for k, v in write_world(tmp, cfg.size, cfg.seed, cfg.records, cfg.linked).items() if k != "out"})
     echo(f"world: {counts['entities']} entities, {counts['passages']} passages, QA {counts['qa']} in {cfg.out}")
     return Path(cfg.out)

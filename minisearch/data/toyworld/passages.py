@@ -9,14 +9,23 @@ The records passage (same title, id `<entity>-r`) restates the entity's own fact
 in other words, as an article's later sections restate its lead. It is what lets RAMP mask
 the facts questions ask about: a RAMP task's searches exclude its own passage, and a fact
 written in one passage only can never be found again.
+
+With `linked` (the default), a lead also states one fact of a linked entity beside its name,
+as an encyclopedia does ("headquartered in Ostrivel, a city founded in 1204"): a city's
+founding year in a person's or a company's lead, the sea a city's river flows into, a
+publisher's founding year in a work's lead. That fact is written in the linked entity's
+own pages and nowhere else (the records passage restates only the entity's own facts), so
+a RAMP mask on it is filled by searching the linked name, not the title: the tasks that
+need two searches. None of these facts is what a bridge question asks (those stay out of
+the first entity's pages).
 """
 
 from __future__ import annotations
 
 import random
 
-from minisearch.records import make_passage
 from minisearch.data.toyworld.world import WORK_KINDS, Entity, date_text
+from minisearch.records import make_passage
 
 OPENING = {
     "person": ["{name} was {a_occupation} born on {born} in {birth_city}.",
@@ -82,14 +91,40 @@ FILLER = {
 }
 
 
+# A linked entity's fact beside its name: (the sentence it replaces: "opening" or a FACTS key,
+# the value it needs, templates). Each names the linked entity once, right before its fact.
+LINKED = {
+    "person": ("opening", "city_founded", [
+        "{name} was {a_occupation} born on {born} in {birth_city}, a city founded in {city_founded}.",
+        "Born on {born} in {birth_city}, a city founded in {city_founded}, {name} became a well-known "
+        "{occupation}."]),
+    "city": ("river", "river_sea", [
+        "It lies on the banks of the {river}, a river that flows into {river_sea}.",
+        "The {river}, which empties into {river_sea}, flows through the city."]),
+    "company": ("headquarters", "hq_founded", [
+        "Its headquarters are in {headquarters}, a city founded in {hq_founded}.",
+        "The company is based in {headquarters}, which was founded in {hq_founded}."]),
+    "work": ("publisher", "publisher_founded", [
+        "It was brought out by {publisher}, a firm founded in {publisher_founded}.",
+        "{publisher}, founded in {publisher_founded}, handled its release."]),
+}
+
+
 def write_passage(entity: Entity, by_id: dict[str, Entity], links: dict[str, dict[str, list[str]]],
-                  rng: random.Random) -> dict:
-    """The passage of one entity; `links[person_id]` lists the companies and works they made."""
+                  rng: random.Random, linked: bool = True) -> dict:
+    """The lead passage of one entity; `links[person_id]` lists the companies and works they
+    made; with `linked`, one sentence also states a linked entity's fact (LINKED)."""
     values = _values(entity, by_id)
     for key, names in links.get(entity.id, {}).items():
         values[key] = _join(names)
-    sentences = [rng.choice(OPENING[entity.kind]).format(**values)]
-    facts = [rng.choice(FACTS[key]).format(**values) for key in FACTS if values.get(key)]
+    templates = {"opening": OPENING[entity.kind], **FACTS}
+    where, needs, linked_templates = LINKED.get(entity.kind, ("", "", []))
+    if linked and where:
+        values.update(_linked_values(entity, by_id))
+        if values.get(needs):
+            templates[where] = linked_templates
+    sentences = [rng.choice(templates["opening"]).format(**values)]
+    facts = [rng.choice(templates[key]).format(**values) for key in FACTS if values.get(key)]
     rng.shuffle(facts)
     sentences += facts
     fillers = [f.format(**values) for f in FILLER[entity.kind]]
@@ -154,6 +189,20 @@ def _values(entity: Entity, by_id: dict[str, Entity]) -> dict:
         values.update(form=a["form"], year=a["year"], creator=name(a["creator"]), verb=verb, done=done,
                       made=verb.replace("wrote", "written"), publisher=name(a["publisher"]))
     return values
+
+
+def _linked_values(entity: Entity, by_id: dict[str, Entity]) -> dict:
+    """The linked entities' facts LINKED can state (None where the link is absent)."""
+    a = entity.attrs
+    if entity.kind == "person":
+        return {"city_founded": by_id[a["birth_city"]].attrs["founded"]}
+    if entity.kind == "city":
+        return {"river_sea": by_id[a["river"]].attrs["sea"] if a["river"] else None}
+    if entity.kind == "company":
+        return {"hq_founded": by_id[a["headquarters"]].attrs["founded"]}
+    if entity.kind == "work":
+        return {"publisher_founded": by_id[a["publisher"]].attrs["founded"] if a["publisher"] else None}
+    return {}
 
 
 def _join(names: list[str]) -> str | None:

@@ -3,9 +3,12 @@ without a big model. It still searches the real index and answers only from what
 searches returned; when the index does not bring a fact back, its answer says `unknown`
 and the rejection step drops the trajectory.
 
-RAMP task: for the first mask not yet seen in any result, search the page title (then the
-title with the words just before the mask, then the words around the mask, when a query
-brought nothing); answer once every mask has been seen or the searches run out. Search
+RAMP task with a search plan (`metadata.plan`, from the ramp stage): the plan's next search
+whose masks no result has shown yet, when its query can be seen (the title, a name in the
+paragraph, or a name an earlier result showed: a query is found, never known); then, for a
+mask still missing, or a task without a plan, search the page title (then the title with the
+words just before the mask, then the words around the mask, when a query brought nothing);
+answer once every mask has been seen or the searches run out. Search
 turns carry no thought, RAMP and QA alike: a fixed sentence there teaches the tiny model to
 repeat it instead of writing the query. QA task (toy world): search the question as asked
 first (BM25 puts the right page first for every one-hop toy question, and the tiny model
@@ -39,6 +42,24 @@ def mask_context(masked: str, i: int, before: int = 3, after: int = 2) -> tuple[
     return " ".join(left), " ".join(right)
 
 
+def next_planned(plan: list[dict], made: list[str], seen: str, title: str, masked: str) -> str | None:
+    """The query of the plan's first step not made yet whose masks `seen` lacks, if the agent can
+    see it (the title, in the masked paragraph, or in results so far); else None.
+
+    >>> plan = [{"query": "Vethmora", "masks": ["Ostrivel"]}, {"query": "Ostrivel", "masks": ["1204"]}]
+    >>> next_planned(plan, [], "", "Vethmora", "Based in [mask], founded [mask]."), \
+    ...     next_planned(plan, ["Vethmora"], "Vethmora is in Ostrivel.", "Vethmora", "Based in [mask], founded [mask].")
+    ('Vethmora', 'Ostrivel')
+    """
+    for step in plan:
+        query = step["query"]
+        if query in made or all(m in seen for m in step["masks"]):
+            continue
+        if query == title or query in masked or query in seen:
+            return query
+    return None
+
+
 class ScriptedTeacher:
     name = "scripted"
 
@@ -57,6 +78,9 @@ class ScriptedTeacher:
         masks, masked, title = meta["masks"], meta["masked"], meta.get("title", "")
         seen = e.seen
         missing = [i for i, span in enumerate(masks) if span not in seen]
+        planned = next_planned(meta.get("plan") or [], e.queries, seen, title, masked)
+        if planned and len(e.queries) < self.cfg.max_turns:
+            return write_turn("search", planned)
         if missing and len(e.queries) < self.cfg.max_turns:
             i = missing[0]
             left, right = mask_context(masked, i)
