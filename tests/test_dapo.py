@@ -140,3 +140,26 @@ def test_dapo_from_the_cli(toy_run, ramp_tasks, tmp_path):
     r = CliRunner().invoke(main, ["dapo", str(ramp_tasks), "--index", str(root / "index"), "--model",
                                   str(root / "model"), "--out", str(tmp_path / "x"), "--answer", "judge"])
     assert r.exit_code == 2 and "--judge-model" in r.output
+
+
+def test_dapo_keeps_its_start_when_no_step_beats_it_on_its_validation_split(toy_run, ramp_tasks, writes_tags,
+                                                                            tmp_path):
+    """An untrained model fills no span, before or after: no check beats the start (a fresh
+    LoRA, B = 0), so the stage hands on the start; without a validation split, the last."""
+    kw = dict(steps=4, val_tasks=6, val_every=2, lr=2e-2)
+    out = run(config(toy_run, ramp_tasks, tmp_path / "kept", **kw), echo=lambda _: None, reward_fn=writes_tags)
+    counts = json.loads((out / "done.json").read_text())["counts"]
+    assert counts["kept_step"] == 0 and [h["step"] for h in counts["val"]] == [0, 2, 4]
+    weights = adapter_weights(out)
+    assert all(t.abs().sum() == 0 for name, t in weights.items() if name.endswith("lora_B.weight"))
+    assert any(name.endswith("lora_B.weight") for name in weights)
+    rows = list(read_jsonl(out / "metrics.jsonl"))
+    assert [r["step"] for r in rows if "val_score" in r] == [2, 4] and set(counts["dropped_by_k"]) <= {"k=1", "k=2"}
+    assert not (out / "best").exists()
+    last = run(config(toy_run, ramp_tasks, tmp_path / "last", **{**kw, "val_tasks": 0}), echo=lambda _: None,
+               reward_fn=writes_tags)
+    assert any(name.endswith("lora_B.weight") and t.abs().sum() > 0 for name, t in adapter_weights(last).items())
+    tasks = list(read_jsonl(ramp_tasks))
+    from minisearch.train.keeper import split_validation
+    train, val = split_validation(tasks, 6, 0)
+    assert len(val) == 6 and not {t["id"] for t in train} & {t["id"] for t in val} and len(train) + 6 == len(tasks)

@@ -77,3 +77,30 @@ def test_eval_writes_metrics_and_resumes_from_saved_cells(toy_run, tmp_path, mon
     assert metrics["setting"]["topk"] == 3 and "| base | toy | 3 |" in (tmp_path / "eval" / "table.md").read_text()
     samples = (tmp_path / "eval" / "samples.jsonl").read_text().splitlines()
     assert len(samples) == 6 and all(json.loads(s)["searches"] >= 1 for s in samples[:3])  # RAG-PE searched
+
+
+def test_scores_by_depth_mask_count_searches_needed_and_question_type():
+    from minisearch.eval.evaluate import depth, summarise
+
+    def ramp(k, needed, plan_queries, spans_ok, searches, made):
+        plan = [{"query": q, "masks": []} for q in plan_queries]
+        task = {"id": "t", "metadata": {"masks": ["x"] * k, "mask_num": k, "plan": plan, "searches_needed": needed}}
+        return {"spans_correct": spans_ok, "spans": k, "all_spans": float(spans_ok == k), "span_tokens": spans_ok,
+                "end": "answer", "searches": searches, **depth(task, made)}
+
+    qa = [{"em": em, "f1": em, "recall": em, "end": "answer", "searches": 2, **depth({"metadata": {"type": kind}}, [])}
+          for kind, em in [("bridge", 0.0), ("one-hop", 1.0), ("one-hop", 1.0)]]
+    scored = [ramp(1, 1, ["A"], 1, 1, ["A"]), ramp(2, 2, ["A", "B"], 1, 2, ["A", " B  "]),
+              ramp(3, 1, ["A"], 3, 1, ["a"]), ramp(2, 2, ["A", "C"], 0, 1, ["A"])]
+    out = summarise(scored)
+    d = out["by_depth"]
+    assert d["k=1"]["span_acc"] == 1.0 and d["k=1"]["n"] == 1
+    assert d["k>=2"]["n"] == 3 and d["k>=2"]["span_acc"] == round(4 / 7, 4) and d["k>=2"]["searches"] == round(4 / 3, 4)
+    assert d["needed>=2"]["searches"] == 1.5 and d["needed=1"]["n"] == 2
+    assert out["plan_queries"] == round(4 / 6, 4)  # "a" is not "A": a copy that lost a letter does not count
+    assert "by_depth" not in d["k=1"]
+    q = summarise(qa)["by_depth"]
+    assert q["bridge"]["em"] == 0.0 and q["one-hop"]["em"] == 1.0
+    lines = table({"setting": {"corpus": "c", "passages": 1, "retriever": "r", "topk": 1, "max_turns": 4},
+                   "rows": [{"model": "m", "set": "s", **out}]})
+    assert "| m | s | 1.000 / 1.00 (1) | 0.571 / 1.33 (3) | 1.000 / 1.00 (2) | 0.250 / 1.50 (2) | 0.667 |" in lines

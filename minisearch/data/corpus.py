@@ -22,11 +22,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from minisearch.data.textsplit import markdown_sections, pack_sentences, split_sentences
 from minisearch.errors import UserError
 from minisearch.jsonl import BadLine, iter_jsonl
-from minisearch.records import make_passage, split_contents
 from minisearch.pipeline.rundir import stage_folder
-from minisearch.data.textsplit import markdown_sections, pack_sentences, split_sentences
+from minisearch.records import make_passage, split_contents
 from minisearch.settings import Settings, setting
 
 TEXT_SUFFIXES = (".txt", ".md")

@@ -18,9 +18,8 @@ from tqdm import tqdm
 
 from minisearch.data.corpus import CorpusReport, iter_passages
 from minisearch.pipeline.rundir import stage_folder
-from minisearch.search import build_index
+from minisearch.search import BACKENDS, build_index
 from minisearch.settings import Settings, setting
-from minisearch.search import BACKENDS
 
 
 @dataclass

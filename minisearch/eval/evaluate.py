@@ -5,6 +5,11 @@ with the format-valid rate and the searches per task. Greedy decoding by default
 
 `score(task, answer)` is the one place a finished answer meets its task; rejection in the
 traj stage and the stage metrics all go through it.
+
+By depth (`by_depth` in the metrics): RAMP tasks by mask count (k=1, k>=2) and by the searches
+their plan needs (needed=1, needed>=2), each with its span accuracy, searches per episode and
+the share of the plan's queries the agent wrote word for word (`plan_queries`: how often a
+query holds the name it had to copy); QA tasks by question type (bridge apart), with EM.
 """
 
 from __future__ import annotations
@@ -26,8 +31,37 @@ def score(task: dict, answer: str | None) -> dict:
     return {"em": exact_match(answer, golds), "f1": f1(answer, golds), "recall": token_recall(answer, golds)}
 
 
-def summarise(scored: list[dict]) -> dict:
-    """Mean metrics over scored samples (each: score() parts + end + searches)."""
+def depth(task: dict, queries: list[str]) -> dict:
+    """A sample's depth labels: {"k", "needed", "planned", "planned_made"} for RAMP, {"type"} for QA."""
+    meta = task.get("metadata", {})
+    if not is_ramp(task):
+        return {"type": meta["type"]} if "type" in meta else {}
+    out = {"k": meta["mask_num"]}
+    if "plan" in meta:
+        made = {" ".join(q.split()) for q in queries}
+        out.update(needed=meta["searches_needed"], planned=len(meta["plan"]),
+                   planned_made=sum(step["query"] in made for step in meta["plan"]))
+    return out
+
+
+def depth_groups(scored: list[dict]) -> dict[str, list[dict]]:
+    """The samples of each depth group (a sample may be in several)."""
+    groups: dict[str, list[dict]] = {}
+    for s in scored:
+        keys = []
+        if "k" in s:
+            keys.append("k=1" if s["k"] == 1 else "k>=2")
+        if "needed" in s:
+            keys.append("needed=1" if s["needed"] == 1 else "needed>=2")
+        if "type" in s:
+            keys.append(s["type"])
+        for key in keys:
+            groups.setdefault(key, []).append(s)
+    return dict(sorted(groups.items()))
+
+
+def summarise(scored: list[dict], by_depth: bool = True) -> dict:
+    """Mean metrics over scored samples (each: score() parts + end + searches [+ depth labels])."""
     n = len(scored)
     if n == 0:
         return {"n": 0}
@@ -41,7 +75,14 @@ def summarise(scored: list[dict]) -> dict:
     qa = [s for s in scored if "em" in s]
     for key in ("em", "f1", "recall") if qa else ():
         out[key] = sum(s[key] for s in qa) / len(qa)
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
+    planned = [s for s in scored if s.get("planned")]
+    if planned:
+        out["plan_queries"] = sum(s["planned_made"] for s in planned) / sum(s["planned"] for s in planned)
+    out = {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
+    groups = depth_groups(scored) if by_depth else {}
+    if len(groups) > 1:
+        out["by_depth"] = {key: summarise(rows, by_depth=False) for key, rows in groups.items()}
+    return out
 
 
 def evaluate(backend, searcher, tasks: list[dict], cfg: RolloutConfig, generate=None) -> tuple[dict, list[dict]]:
@@ -51,9 +92,9 @@ def evaluate(backend, searcher, tasks: list[dict], cfg: RolloutConfig, generate=
     by_id = {t["id"]: t for t in tasks}
     samples = []
     for traj in trajs:
-        parts = score(by_id[traj.task_id], traj.answer)
+        task = by_id[traj.task_id]
         samples.append({"task_id": traj.task_id, "answer": traj.answer, "end": traj.end, "searches": traj.searches,
-                        "queries": traj.queries, **parts})
+                        "queries": traj.queries, **score(task, traj.answer), **depth(task, traj.queries)})
     return summarise(samples), samples
 
 

@@ -164,8 +164,29 @@ def table(result: dict) -> str:
         exact, recall = (r.get("span_acc"), r.get("span_recall")) if "span_acc" in r else (r.get("em"), r.get("recall"))
         lines.append(f"| {r['model']} | {r['set']} | {r['n']} | {_num(exact)} | {_num(recall)} | {_num(r.get('f1'))} | "
                      f"{r['format_ok']:.2f} | {r['searches']:.2f} |")
+    lines += depth_rows(result["rows"])
     lines += paper_rows(result["rows"])
     return "\n".join(lines)
+
+
+def depth_rows(rows: list[dict]) -> list[str]:
+    """The same cells by depth: RAMP by mask count and by the searches its plan needs (span
+    accuracy / searches per episode / plan queries written), QA by question type (EM)."""
+    rows = [r for r in rows if r.get("by_depth")]
+    if not rows:
+        return []
+    keys = list(dict.fromkeys(k for r in rows for k in r["by_depth"]))
+    lines = ["", "By depth: exact / searches per episode (RAMP: k masks, searches the plan needs; QA: question type; "
+             "n in brackets); plan queries: the share of the plans' queries written word for word:", "",
+             "| model | set | " + " | ".join(keys) + " | plan queries |", "|---" * (len(keys) + 3) + "|"]
+    for r in rows:
+        cells = []
+        for key in keys:
+            d = r["by_depth"].get(key)
+            exact = None if d is None else d.get("span_acc", d.get("em"))
+            cells.append("-" if d is None else f"{_num(exact)} / {d['searches']:.2f} ({d['n']})")
+        lines.append(f"| {r['model']} | {r['set']} | " + " | ".join(cells) + f" | {_num(r.get('plan_queries'))} |")
+    return lines
 
 
 def _num(value) -> str:

@@ -50,6 +50,7 @@ from minisearch.pipeline.rundir import stage_folder, trim_metrics
 from minisearch.settings import SettingError, Settings, setting
 from minisearch.train.curriculum import MODES, Curriculum
 from minisearch.train.dapo_math import dapo_loss, group_advantages, informative, overlong_shaping
+from minisearch.train.keeper import Keeper, split_validation
 from minisearch.train.rewards import Outcome, RewardConfig, reward_parts
 
 TRUNCATED = ("mask", "penalise")
@@ -88,6 +89,10 @@ class DapoConfig(Settings):
     promote_reward: float = setting(0.0, help="Mean reward that promotes to the next stage (0: off).", min=0.0)
     save_every: int = setting(5, help="Checkpoint every N steps (a rerun resumes).", min=1)
     samples_per_step: int = setting(2, help="Sample trajectories written to the log per step.", min=0)
+    val_tasks: int = setting(0, help="Tasks held out of `tasks` as the stage's own validation split, scored greedily "
+                                     "at the start and every val_every steps: the best adapter is kept (0: the last).",
+                             min=0)
+    val_every: int = setting(10, help="Steps between validation checks.", min=1)
     eval_tasks: str | None = setting(None, help="Held-out tasks scored before and after training.", path=True)
     eval_limit: int = setting(64, help="Held-out tasks scored.", min=1)
     judge_model: str | None = setting(None, help="The model that judges answers when the answer reward is judge.",
@@ -282,6 +287,7 @@ def run(cfg: DapoConfig, echo=print, reward_fn=None) -> Path:
     if not tasks:
         raise UserError(f"{cfg.tasks} holds no tasks; make RAMP tasks with `minisearch ramp CORPUS --out DIR`")
     eval_tasks = list(read_jsonl(cfg.eval_tasks))[:cfg.eval_limit] if cfg.eval_tasks else []
+    tasks, val_tasks = split_validation(tasks, cfg.val_tasks, cfg.seed)
     curriculum = Curriculum.from_tasks(tasks, cfg.curriculum, promote_steps=cfg.promote_steps,
                                        promote_reward=cfg.promote_reward)
     set_seed(cfg.seed)
@@ -299,13 +305,16 @@ def run(cfg: DapoConfig, echo=print, reward_fn=None) -> Path:
 
             judge_model = owned.enter_context(load_backend(cfg.backend, cfg.judge_model))  # beside the policy
             judge = Judge(judge_model, cfg.judge_timeout, cfg.reward.judge_fallback)
-        counts = _train(cfg, backend, optimizer, rng, judge, curriculum, eval_tasks, echo, reward_fn)
+        counts = _train(cfg, backend, optimizer, rng, judge, curriculum, eval_tasks, val_tasks, echo, reward_fn)
     echo(f"dapo: reward {counts['first_reward']:.3f} -> {counts['final_reward']:.3f} over {cfg.steps} steps; "
-         f"adapter in {Path(cfg.out) / 'adapter'}")
+         f"groups dropped by k {counts['dropped_by_k']}; "
+         + (f"kept the adapter of step {counts['kept_step']} (validation); " if "kept_step" in counts else "")
+         + f"adapter in {Path(cfg.out) / 'adapter'}")
     return Path(cfg.out)
 
 
-def _train(cfg: DapoConfig, backend, optimizer, rng, judge, curriculum, eval_tasks, echo, reward_fn) -> dict:
+def _train(cfg: DapoConfig, backend, optimizer, rng, judge, curriculum, eval_tasks, val_tasks, echo,
+           reward_fn) -> dict:
     """The steps, resumable, inside the stage folder; returns its counts."""
     from tqdm import tqdm
 
@@ -325,6 +334,9 @@ def _train(cfg: DapoConfig, backend, optimizer, rng, judge, curriculum, eval_tas
             backend.sync_lora()
             echo(f"dapo: resuming after step {start}")
         trim_metrics(tmp / "metrics.jsonl", start)
+        keeper = Keeper(tmp, val_tasks, cfg.val_every)
+        if start == 0 and keeper.due(0, cfg.steps):
+            echo(f"dapo: validation at the start {keeper.check(0, backend, searcher, greedy)['val_score']:.3f}")
         started = time.time()
         bar = tqdm(range(start, cfg.steps), desc="dapo", unit=" steps", initial=start, total=cfg.steps,
                    mininterval=2.0)
@@ -334,21 +346,29 @@ def _train(cfg: DapoConfig, backend, optimizer, rng, judge, curriculum, eval_tas
             stats = update(backend, kept, cfg, optimizer) if kept else {"loss": 0.0, "clip": 0.0, "entropy": 0.0}
             row = step_row(step + 1, k, every, kept, generated, stats, time.time() - started)
             promoted = curriculum.update(row["reward"])
+            if keeper.due(step + 1, cfg.steps):
+                row.update(keeper.check(step + 1, backend, searcher, greedy))
             with (tmp / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps(row) + "\n")
             write_samples(tmp / "samples", step + 1, every, cfg.samples_per_step)
             bar.write(f"dapo step {step + 1}/{cfg.steps} k={k} reward {row['reward']:.3f} (format {row['format']:.2f} "
                       f"answer {row['answer']:.2f}) kept {len(kept)}/{generated} tokens {row['model_tokens']:.0f} "
                       f"searches {row['searches']:.2f} clip {row['clip']:.3f} entropy {row['entropy']:.2f}"
-                      + (f" -> stage k={curriculum.k}" if promoted else "") + f" {row['seconds']:.0f}s")
+                      + (f" val {row['val_score']:.3f} (best: step {row['val_best_step']})" if "val_score" in row
+                         else "") + (f" -> stage k={curriculum.k}" if promoted else "") + f" {row['seconds']:.0f}s")
             if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
                 save_state(tmp / "checkpoint.pt", backend.model, optimizer, rng, step=step + 1,
                            curriculum=curriculum.state())
-        backend.save_adapter(tmp / "adapter")
+        kept_step = keeper.finish(backend, tmp / "adapter", cfg.steps)
         history = list(read_jsonl(tmp / "metrics.jsonl"))
+        by_k: dict[int, list[float]] = {}
+        for h in history:
+            by_k.setdefault(h["k"], []).append(h["kept_fraction"])
         counts.update(steps=cfg.steps, resumed_after=start or None, final_stage_k=curriculum.k,
                       first_reward=history[0]["reward"], final_reward=history[-1]["reward"],
                       mean_kept_fraction=round(sum(h["kept_fraction"] for h in history) / len(history), 4),
+                      dropped_by_k={f"k={k}": round(1 - sum(v) / len(v), 4) for k, v in sorted(by_k.items())},
+                      **({"kept_step": kept_step, "val": keeper.state["history"]} if val_tasks else {}),
                       **({"judge_fallbacks": judge.fallbacks} if judge else {}))
         if eval_tasks:
             after, samples = evaluate(backend, searcher, eval_tasks, greedy)

@@ -137,6 +137,7 @@ class WorldConfig(Settings):
 def run(cfg: WorldConfig, echo=print) -> Path:
     """The world as a stage folder (written whole, with done.json)."""
     with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts):
-        counts.update({k: v for k, v in write_world(tmp, cfg.size, cfg.seed, cfg.records, cfg.linked).items() if k != "out"})
+        written = write_world(tmp, cfg.size, cfg.seed, cfg.records, cfg.linked)
+        counts.update({k: v for k, v in written.items() if k != "out"})
     echo(f"world: {counts['entities']} entities, {counts['passages']} passages, QA {counts['qa']} in {cfg.out}")
     return Path(cfg.out)
