@@ -8,12 +8,13 @@ runs, every later stage runs again too (its inputs changed). A killed run theref
 at the stage it was in: sft, dapo and eval go on from their last checkpoint, the others
 start that stage again; nothing completed is lost. `--from STAGE` reruns from there. At the
 end the run folder holds `run.json` (the model, adapter and index that `minisearch chat
---run` uses, relative to the run folder), `times.json` (each stage's wall seconds) and
-`report.md`. While it runs, each stage's per-step log goes to the trackers of the recipe's
-`report_to`, checked before the first stage (minisearch.steplog; TensorBoard by default:
-`tensorboard --logdir runs/NAME`). `--plan` prints what the stages will do and cost, and
-runs nothing (minisearch.pipeline.plan). A run folder may be moved or copied: its stages
-count as complete wherever it lies (`--set out=NEW_PLACE`).
+--run` uses, relative to the run folder), `times.json` (each stage's wall seconds),
+`report.md`, and a model card (README.md) in every adapter folder, with the eval rows of
+that adapter (minisearch.export.card). While it runs, each stage's per-step log goes to the
+trackers of the recipe's `report_to`, checked before the first stage (minisearch.steplog;
+TensorBoard by default: `tensorboard --logdir runs/NAME`). `--plan` prints what the stages
+will do and cost, and runs nothing (minisearch.pipeline.plan). A run folder may be moved or
+copied: its stages count as complete wherever it lies (`--set out=NEW_PLACE`).
 """
 
 from __future__ import annotations
@@ -137,16 +138,20 @@ def _run_stages(stages: list[Stage], start: str | None, echo) -> dict[str, float
 
 
 def _finish(root: Path, stages: list[Stage], times: dict, echo) -> None:
-    """After the stages: times.json, run.json, report.md."""
+    """After the stages: times.json, run.json, the adapters' model cards, report.md."""
     from minisearch.eval.report import write_report
+    from minisearch.export.card import write_cards
 
     if times:  # each stage's wall seconds, kept across reruns (bench/plan_check.py sets them beside the plan)
         known = json.loads((root / "times.json").read_text()) if (root / "times.json").is_file() else {}
         (root / "times.json").write_text(json.dumps({**known, **times}, indent=2) + "\n")
     # paths relative to the run folder, so it can move
     (root / "run.json").write_text(json.dumps(run_relative(final_model(stages), root), indent=2) + "\n")
+    cards = write_cards(root, stages)
     report = write_report(root)
     echo(f"stage seconds: {json.dumps(times)}" if times else "every stage was complete already")
+    if cards:
+        echo(f"model cards: {', '.join(str(c) for c in cards)}")
     echo(f"report: {report}")
 
 
