@@ -165,12 +165,11 @@ def small_recipe(folder: Path, tiny_model: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def finished_run(tiny_model, tmp_path_factory) -> Path:
-    """SMALL_RUN run to the end by the recipe runner (reporting to TensorBoard, its default)."""
+    """SMALL_RUN run to the end by the recipe runner (reporting to TensorBoard where installed, the default)."""
     from minisearch.pipeline.runner import run_recipe
 
     folder = tmp_path_factory.mktemp("small")
-    return run_recipe(str(small_recipe(folder, tiny_model)), [f"out={folder / 'run'}", "report_to=[tensorboard]"],
-                      echo=lambda line: None)
+    return run_recipe(str(small_recipe(folder, tiny_model)), [f"out={folder / 'run'}"], echo=lambda line: None)
 
 
 # ---- helpers (import them: `from conftest import adapter_weights`) ---------------------------
@@ -194,3 +193,12 @@ def results_shown(context: str) -> bool:
     model searches first and answers once they are there. (The system prompt names the
     <information> tag too, so counting it in the whole context proves nothing.)"""
     return "<information>" in context.rsplit("<|im_start|>assistant", 1)[-1]
+
+
+def greedy_trajectories(generate, tokenizer, searcher, tasks: list[dict], max_new_tokens: int = 48) -> list[tuple]:
+    """Each task's whole trajectory through the turn loop, greedy, as (token ids, end, answer):
+    what two ways of running one agent (base + adapter, merged, vLLM) must agree on."""
+    from minisearch.agent.rollout import RolloutConfig, rollout
+
+    cfg = RolloutConfig(temperature=0.0, max_new_tokens=max_new_tokens, max_total_tokens=1024)
+    return [(t.ids, t.end, t.answer) for t in rollout(tasks, generate, searcher.search, tokenizer, cfg)]

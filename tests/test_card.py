@@ -1,10 +1,16 @@
 """Model cards: every adapter folder of a finished run holds a README.md whose header the Hub's own
 parser (huggingface_hub's ModelCard) reads, naming the base, its license and the adapter's eval
-rows; the body says protocol, corpus, settings and the command that makes it again."""
+rows; the body says protocol, corpus, settings and the command that makes it again. The upload
+itself needs a token and internet: without them a clear error that names both."""
 
 import json
 
+import pytest
+from click.testing import CliRunner
+
 from minisearch.agent.protocol import STOP
+from minisearch.cli import main
+from minisearch.errors import UserError
 from minisearch.export.card import base_of, card_text
 from minisearch.pipeline.runner import run_stages
 
@@ -52,3 +58,26 @@ def test_the_base_and_its_license(tmp_path):
     assert base_of(str(got), tmp_path) == {"name": "HuggingFaceTB/SmolLM2-135M-Instruct",
                                            "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "license": "apache-2.0"}
 
+
+def test_upload_needs_a_hub_base_a_token_and_internet(finished_run, monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    def hub(*args):
+        return CliRunner().invoke(main, ["export", "hub", str(finished_run), *args])
+
+    result = hub("sft")
+    assert result.exit_code == 2 and "not on the Hub" in result.output and "--merged" in result.output
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # no stored token
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    result = hub("sft", "--merged")
+    assert result.exit_code == 2, result.output
+    assert "no Hugging Face token was found" in result.output and "internet" in result.output
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    result = hub("dapo", "--merged", "--repo", "me/agent")
+    assert result.exit_code == 2 and "HF_HUB_OFFLINE is set" in result.output and "token" in result.output
+    assert "dapo/adapter/README.md" in result.output  # where the card is, for a look without uploading
+    with pytest.raises(UserError, match="no stage 'sfft' that trains an adapter \\(did you mean 'sft'\\?\\)"):
+        from minisearch.export.card import adapter_stage
+
+        adapter_stage(run_stages(finished_run), "sfft", finished_run)
