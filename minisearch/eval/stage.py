@@ -155,8 +155,9 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
 
 
-def table(result: dict) -> str:
-    """The eval table in markdown: one line per model and set, the setting named above it.
+def table(result: dict, paper: bool = True) -> str:
+    """The eval table in markdown: one line per model and set, the setting named above it
+    (and, `paper`, the paper's figures beside ours where the sets are its).
     `exact` is span accuracy on RAMP sets and EM on QA sets; `recall` is token recall (of
     each masked span on RAMP sets, of the gold answer on QA sets: the paper's metric)."""
     s = result["setting"]
@@ -167,7 +168,7 @@ def table(result: dict) -> str:
         exact, recall = (r.get("span_acc"), r.get("span_recall")) if "span_acc" in r else (r.get("em"), r.get("recall"))
         lines.append(f"| {r['model']} | {r['set']} | {r['n']} | {_num(exact)} | {_num(recall)} | {_num(r.get('f1'))} | "
                      f"{r['format_ok']:.2f} | {r['searches']:.2f} |")
-    lines += paper_rows(result["rows"])
+    lines += paper_rows(result["rows"]) if paper else []
     return "\n".join(lines)
 
 

@@ -120,7 +120,9 @@ def card_text(root: str | Path, stages, name: str, merged: bool = False, hub: bo
         model_name=f"{root.name}/{name}", eval_results=results or None)
     recipe = (root / "recipe.yaml").read_text() if (root / "recipe.yaml").is_file() else ""
     settings = yaml.safe_dump(run_relative(asdict(stage.cfg), root, mark="<run>/"), sort_keys=False)
-    rollout = stage.cfg.rollout
+    # the agent searches as it was scored (the eval table's setting), else as this stage ran it
+    topk, turns, words = (setting.get(k, getattr(stage.cfg.rollout, k))
+                          for k in ("topk", "max_turns", "words_per_hit"))
     what = "the base model with this LoRA adapter merged in" if merged else "a LoRA adapter"
     lines = [f"# {root.name}/{name}: a search agent", "",
              f"{what[0].upper() + what[1:]} of `{base['name']}` (license {base['license']}), trained by minisearch's "
@@ -131,15 +133,14 @@ def card_text(root: str | Path, stages, name: str, merged: bool = False, hub: bo
              f"The agent thinks in `<think>…</think>`, searches with `<search>query</search>` and answers in "
              f"`<answer>…</answer>`. Stop generating at the stop strings {', '.join(f'`{s}`' for s in STOP)} "
              f"and keep them in the output; after `</search>` the caller runs the search and appends "
-             f"`<information>Doc 1 (Title: …) …</information>` (the top {rollout.topk} passages, "
-             f"{rollout.words_per_hit} words each), then generation goes on in the same sequence. At most "
-             f"{rollout.max_turns} searches. Tags: {' '.join(f'`{t}`' for t in TAGS)}. The system prompt, "
-             "in the base model's chat template:", "", "```text", system_prompt(rollout.max_turns), "```", "",
+             f"`<information>Doc 1 (Title: …) …</information>` (the top {topk} passages, "
+             f"{words} words each), then generation goes on in the same sequence. At most {turns} searches. "
+             f"Tags: {' '.join(f'`{t}`' for t in TAGS)}. The system prompt, in the base model's chat template:",
+             "", "```text", system_prompt(turns), "```", "",
              "## Corpus and retriever", "", _corpus(root, stages, setting), "",
              "## Evaluation", ""]
     if rows:
-        shown = table({"setting": setting, "rows": rows}).split("\n")
-        lines += [line for line in shown if not line.startswith(("Token recall", "| set | paper"))] + [""]
+        lines += [table({"setting": setting, "rows": rows}, paper=False), ""]
     else:
         lines += ["No eval stage of the run scored this adapter.", ""]
     lines += ["## Use it", "", "```bash", *_usage(root, stages, name, base, merged), "```", "",
