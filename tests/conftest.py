@@ -131,6 +131,47 @@ def toy_env(toy_run):
         yield world, searcher, tok, root
 
 
+# A run with every stage that logs per step or trains an adapter (warm-up, sft, dapo, eval), each
+# as small as it goes; `finished_run` runs it once for the live-metrics, card and merge tests.
+SMALL_RUN = """
+    name: small
+    seed: 0
+    stages:
+      world: {size: 80}
+      corpus: {source: world/passages.jsonl}
+      index: {source: corpus}
+      model: {kind: warmup, model: TINY, corpus: corpus, steps: 3, batch_size: 4, seq_len: 32}
+      ramp: {corpus: corpus, index: index, dev_fraction: 0.1}
+      traj: {tasks: ramp/train.jsonl, index: index, model: model, limit: 24, teach: {answer_form: spans}}
+      sft: {data: traj, model: model, max_steps: 3, batch_size: 4, lr: 5.0e-3, grad_checkpoint: false,
+            eval_tasks: ramp/dev.jsonl, index: index, eval_limit: 2}
+      dapo: {tasks: ramp/train.jsonl, index: index, model: model, adapter: sft/adapter, steps: 2, batch_tasks: 2,
+             group: 2, max_gen_rounds: 1, lr: 1.0e-3, grad_checkpoint: false, eval_tasks: ramp/dev.jsonl,
+             eval_limit: 2}
+      eval: {model: model, index: index, limit: 3, baselines: [],
+             models: {base: null, ramp-sft: sft/adapter, ramp-dapo: dapo/adapter},
+             sets: {ramp-dev: ramp/dev.jsonl, toy-qa: world/qa/dev.jsonl}}
+"""
+
+
+def small_recipe(folder: Path, tiny_model: Path) -> Path:
+    """SMALL_RUN as a recipe file in `folder`, on the tiny model."""
+    import textwrap
+
+    path = folder / "small.yaml"
+    path.write_text(textwrap.dedent(SMALL_RUN).replace("TINY", str(tiny_model)))
+    return path
+
+
+@pytest.fixture(scope="session")
+def finished_run(tiny_model, tmp_path_factory) -> Path:
+    """SMALL_RUN run to the end by the recipe runner (reporting to TensorBoard where installed, the default)."""
+    from minisearch.pipeline.runner import run_recipe
+
+    folder = tmp_path_factory.mktemp("small")
+    return run_recipe(str(small_recipe(folder, tiny_model)), [f"out={folder / 'run'}"], echo=lambda line: None)
+
+
 # ---- helpers (import them: `from conftest import adapter_weights`) ---------------------------
 
 def adapter_weights(stage: Path) -> dict:
@@ -152,3 +193,12 @@ def results_shown(context: str) -> bool:
     model searches first and answers once they are there. (The system prompt names the
     <information> tag too, so counting it in the whole context proves nothing.)"""
     return "<information>" in context.rsplit("<|im_start|>assistant", 1)[-1]
+
+
+def greedy_trajectories(generate, tokenizer, searcher, tasks: list[dict], max_new_tokens: int = 48) -> list[tuple]:
+    """Each task's whole trajectory through the turn loop, greedy, as (token ids, end, answer):
+    what two ways of running one agent (base + adapter, merged, vLLM) must agree on."""
+    from minisearch.agent.rollout import RolloutConfig, rollout
+
+    cfg = RolloutConfig(temperature=0.0, max_new_tokens=max_new_tokens, max_total_tokens=1024)
+    return [(t.ids, t.end, t.answer) for t in rollout(tasks, generate, searcher.search, tokenizer, cfg)]

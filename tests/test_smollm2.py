@@ -4,8 +4,9 @@ through recipes/smollm2-cpu.yaml at smoke size (~11 minutes on 2 cores): scripte
 teacher rounds, RAMP SFT, DAPO with the curriculum, and the held-out eval.
 
 It asserts what a real model must show: held-out RAMP span accuracy after RAMP SFT above the base
-model's on the same tasks (greedy), the model folder carrying SmolLM2's own chat template, and the
-multi-agent round run and reported even when the 135M teacher gets nothing right."""
+model's on the same tasks (greedy), the model folder carrying SmolLM2's own chat template, the
+multi-agent round run and reported even when the 135M teacher gets nothing right, and the final
+agent merged into one plain folder answering held-out tasks token for token as base + adapter."""
 
 import json
 import os
@@ -13,7 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REALTEXT, RECIPES
+from conftest import REALTEXT, RECIPES, greedy_trajectories
 
 pytestmark = pytest.mark.slow
 
@@ -65,3 +66,24 @@ def test_the_multi_agent_round_ran_and_reported_its_acceptance(smoke_run):
     assert stats["who"] == "agents" and stats["tasks"] == 8 and 0 <= stats["acceptance"] <= 1
     assert sum(stats["ends"].values()) == 8
     assert "traj round 0 (agents):" in log
+
+
+def test_the_merged_final_agent_answers_as_base_and_adapter_do(smoke_run, tmp_path):
+    from huggingface_hub import ModelCard
+
+    from minisearch.agent.backends.cpu import CpuBackend
+    from minisearch.jsonl import read_jsonl
+    from minisearch.search import open_searcher
+
+    out, _ = smoke_run
+    merged = tmp_path / "agent"
+    done = subprocess.run([sys.executable, "-m", "minisearch.cli", "export", "merged", str(out), "--out", str(merged)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    card = ModelCard.load(merged / "README.md")
+    assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct" and card.data.license == "apache-2.0"
+    tasks = list(read_jsonl(out / "ramp" / "dev.jsonl"))[:4]
+    with open_searcher(out / "index") as searcher:
+        adapter, alone = [greedy_trajectories(b.generate, b.tokenizer, searcher, tasks, max_new_tokens=96) for b in (
+            CpuBackend(out / "model", out / "dapo" / "adapter"), CpuBackend(merged))]
+    assert alone == adapter

@@ -17,6 +17,7 @@ from click.core import ParameterSource
 from minisearch.agent.chat import ChatConfig
 from minisearch.cli.loop import eval_cmd, report, run_cmd
 from minisearch.cli.options import settings_from, settings_options
+from minisearch.cli.share import export_hub, export_merged
 from minisearch.cli.train import dapo, sft, traj
 from minisearch.data.corpus import CorpusConfig
 from minisearch.data.index import IndexConfig
@@ -271,7 +272,7 @@ def model_warmup(**options):
 
 @main.group()
 def export():
-    """Export tasks for other trainers."""
+    """Share what a run made: its agent merged or on the Hub, its tasks for other trainers."""
 
 
 @export.command("verl")
@@ -287,6 +288,10 @@ def export_verl(**options):
     from minisearch.export.verl_data import run
 
     run(settings_from(ExportConfig, options), echo=click.echo)
+
+
+export.add_command(export_merged)
+export.add_command(export_hub)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ Writes `metrics.json` (the setting: corpus, retriever, top-k, turn limit; one ro
 and set), `samples.jsonl` (every answer) and `table.md`. The baselines of the paper are
 settings of the base model: Agent-PE is the prompted agent with no training (the `base`
 row), RAG-PE retrieves once with the question and answers (`rag-pe` in `baselines`). Each
-(model, set) cell is saved when measured, so a killed eval resumes where it stopped.
+(model, set) cell is saved when measured, so a killed eval resumes where it stopped; its
+numbers go to the run's trackers as eval/MODEL/SET/METRIC (`minisearch.steplog`).
 Greedy decoding; RAMP sets report span accuracy, QA sets token recall (the paper's metric),
 EM and F1.
 """
@@ -28,6 +29,7 @@ from minisearch.eval.qasets import load_set
 from minisearch.jsonl import read_jsonl, write_jsonl
 from minisearch.pipeline.rundir import stage_folder
 from minisearch.settings import SettingError, Settings, setting
+from minisearch.steplog import StepLog, numbers
 
 BASELINES = ("rag-pe",)
 # The paper's Table 2: Qwen2.5-1.5B, RAMP RL then downstream RL, token recall x 100 per set and
@@ -95,7 +97,7 @@ def run(cfg: EvalConfig, echo=print) -> Path:
     rows, cells = [], []
     backend, current = None, None  # one model for every adapter, loaded only if a cell is still to measure
     with stage_folder(cfg.out, asdict(cfg), resume=True) as (tmp, counts), open_searcher(cfg.index) as searcher, \
-            ExitStack() as owned:
+            ExitStack() as owned, StepLog(cfg.out, config=asdict(cfg)) as log:
         (tmp / "cells").mkdir(exist_ok=True)
         rag_rows = sum(a is None for a in cfg.models.values()) if "rag-pe" in cfg.baselines else 0
         bar = owned.enter_context(tqdm(total=(len(cfg.models) + rag_rows) * len(sets), desc="eval", unit=" cells"))
@@ -116,6 +118,7 @@ def run(cfg: EvalConfig, echo=print) -> Path:
                         path.write_text(json.dumps(metrics) + "\n")
                     metrics = json.loads(path.read_text())
                     rows.append({"model": row, "set": name, **metrics})
+                    log.scalars(numbers(metrics, f"eval/{_slug(row)}/{_slug(name)}/"), 0)
                     cells.append(path)
                     bar.update()
                     echo(f"eval {row} on {name}: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
@@ -152,8 +155,9 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
 
 
-def table(result: dict) -> str:
-    """The eval table in markdown: one line per model and set, the setting named above it.
+def table(result: dict, paper: bool = True) -> str:
+    """The eval table in markdown: one line per model and set, the setting named above it
+    (and, `paper`, the paper's figures beside ours where the sets are its).
     `exact` is span accuracy on RAMP sets and EM on QA sets; `recall` is token recall (of
     each masked span on RAMP sets, of the gold answer on QA sets: the paper's metric)."""
     s = result["setting"]
@@ -165,7 +169,7 @@ def table(result: dict) -> str:
         lines.append(f"| {r['model']} | {r['set']} | {r['n']} | {_num(exact)} | {_num(recall)} | {_num(r.get('f1'))} | "
                      f"{r['format_ok']:.2f} | {r['searches']:.2f} |")
     lines += depth_rows(result["rows"])
-    lines += paper_rows(result["rows"])
+    lines += paper_rows(result["rows"]) if paper else []
     return "\n".join(lines)
 
 

@@ -2,6 +2,7 @@
 
     name: demo                    # the run folder is runs/demo unless `out:` says otherwise
     seed: 0                       # every stage's seed unless the stage sets its own
+    report_to: [tensorboard]      # live curves (minisearch.steplog); default: tensorboard if installed
     stages:
       world:  {size: 2000}        # the key is the stage's folder; its kind defaults to the key
       sft:    {data: traj, model: model, lr: 5.0e-3}
@@ -27,7 +28,7 @@ import yaml
 from minisearch.errors import UserError
 from minisearch.settings import default_of
 
-TOP_KEYS = ("name", "out", "seed", "stages")
+TOP_KEYS = ("name", "out", "seed", "report_to", "stages")
 
 
 def nearest(key: str, valid) -> str:

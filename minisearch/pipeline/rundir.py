@@ -98,10 +98,3 @@ def stage_folder(final: str | Path, config: dict, resume: bool = False) -> Itera
     else:
         tmp.rename(final)
 
-
-def trim_metrics(path: Path, last_step: int) -> None:
-    """Keep the log lines of steps up to `last_step` (a resumed run logs the rest again)."""
-    from minisearch.jsonl import read_jsonl, write_jsonl
-
-    if path.is_file():
-        write_jsonl(path, [row for row in read_jsonl(path) if row["step"] <= last_step])

@@ -3,15 +3,18 @@
     minisearch run recipes/demo.yaml
     minisearch run recipes/demo.yaml --set sft.lr=1e-3 --from sft
 
-A stage is skipped when its folder is complete (`done.json`) with the same config; when
-one runs, every later stage runs again too (its inputs changed). A killed run therefore
-resumes at the stage it was in: sft, dapo and eval go on from their last checkpoint, the
-others start that stage again; nothing completed is lost. `--from STAGE` reruns from
-there. At the end the run folder holds `run.json` (the model, adapter and index that
-`minisearch chat --run` uses, relative to the run folder), `times.json` (each stage's wall
-seconds) and `report.md`. `--plan` prints what the stages will do and cost, and runs
-nothing (minisearch.pipeline.plan). A run folder may
-be moved or copied: its stages count as complete wherever it lies (`--set out=NEW_PLACE`).
+A stage is skipped when its folder is complete (`done.json`) with the same config; when one
+runs, every later stage runs again too (its inputs changed). A killed run therefore resumes
+at the stage it was in: sft, dapo and eval go on from their last checkpoint, the others
+start that stage again; nothing completed is lost. `--from STAGE` reruns from there. At the
+end the run folder holds `run.json` (the model, adapter and index that `minisearch chat
+--run` uses, relative to the run folder), `times.json` (each stage's wall seconds),
+`report.md`, and a model card (README.md) in every adapter folder, with the eval rows of
+that adapter (minisearch.export.card). While it runs, each stage's per-step log goes to the
+trackers of the recipe's `report_to`, checked before the first stage (minisearch.steplog;
+TensorBoard by default: `tensorboard --logdir runs/NAME`). `--plan` prints what the stages
+will do and cost, and runs nothing (minisearch.pipeline.plan). A run folder may be moved or
+copied: its stages count as complete wherever it lies (`--set out=NEW_PLACE`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from minisearch.errors import UserError
 from minisearch.pipeline.recipe import build, nearest, read_recipe
 from minisearch.pipeline.rundir import is_complete, read_done, run_relative
 from minisearch.settings import path_fields
+from minisearch.steplog import reporting, trackers
 
 # kind -> (module, config class); the module's run(cfg, echo) does the stage's work.
 KINDS = {
@@ -102,8 +106,19 @@ def run_recipe(path: str, sets: list[str] = (), start: str | None = None, echo=p
     names = [s.name for s in stages]
     if start is not None and start not in names:
         raise UserError(f"--from {start}: no such stage{nearest(start, names)}; stages: {', '.join(names)}")
+    report_to = trackers(recipe.get("report_to"), f"{path}: report_to")
     root.mkdir(parents=True, exist_ok=True)
     (root / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    if "tensorboard" in report_to:
+        echo(f"live curves: tensorboard --logdir {root}")
+    with reporting(root, report_to):
+        times = _run_stages(stages, start, echo)
+    _finish(root, stages, times, echo)
+    return root
+
+
+def _run_stages(stages: list[Stage], start: str | None, echo) -> dict[str, float]:
+    """Each stage that is not complete (or comes at or after `start`); their wall seconds."""
     rerun, times = False, {}
     for i, stage in enumerate(stages, 1):
         rerun = rerun or stage.name == start
@@ -119,17 +134,25 @@ def run_recipe(path: str, sets: list[str] = (), start: str | None = None, echo=p
         stage.module.run(stage.cfg, echo=echo)
         times[stage.name] = round(time.time() - start_time, 1)
         rerun = True
+    return times
+
+
+def _finish(root: Path, stages: list[Stage], times: dict, echo) -> None:
+    """After the stages: times.json, run.json, the adapters' model cards, report.md."""
+    from minisearch.eval.report import write_report
+    from minisearch.export.card import write_cards
+
     if times:  # each stage's wall seconds, kept across reruns (bench/plan_check.py sets them beside the plan)
         known = json.loads((root / "times.json").read_text()) if (root / "times.json").is_file() else {}
         (root / "times.json").write_text(json.dumps({**known, **times}, indent=2) + "\n")
     # paths relative to the run folder, so it can move
     (root / "run.json").write_text(json.dumps(run_relative(final_model(stages), root), indent=2) + "\n")
-    from minisearch.eval.report import write_report
-
+    cards = write_cards(root, stages)
     report = write_report(root)
     echo(f"stage seconds: {json.dumps(times)}" if times else "every stage was complete already")
+    if cards:
+        echo(f"model cards: {', '.join(str(c) for c in cards)}")
     echo(f"report: {report}")
-    return root
 
 
 def final_model(stages: list[Stage]) -> dict:

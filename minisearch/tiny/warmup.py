@@ -14,7 +14,8 @@ copying: half of them random corpus tokens repeating with a random period (6-40 
 half corpus blocks with six of their own spans (4-24 tokens) written again further on. A
 model built by `minisearch model init` has a planted induction circuit (`minisearch.tiny.copyhead`)
 whose weights the warm-up keeps fixed; the exercises teach the rest of the model to trust it
-(measured with `bench/induction.py`, which shows what this buys).
+(measured with `bench/induction.py`, which shows what this buys). Each step's loss and
+learning rate go to `metrics.jsonl` and the run's trackers (`minisearch.steplog`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from minisearch.data.corpus import iter_passages
 from minisearch.errors import UserError
 from minisearch.pipeline.rundir import stage_folder
 from minisearch.settings import Settings, setting
+from minisearch.steplog import StepLog
 from minisearch.tiny.copyhead import freeze
 from minisearch.tiny.model import TINY_INFO, tiny_model_info
 
@@ -116,7 +118,7 @@ def run(cfg: WarmupConfig, echo=print) -> Path:
     def head(h):
         return output_logits(model, h)
 
-    with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts):
+    with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts), StepLog(cfg.out, tmp, config=asdict(cfg)) as log:
         model.train()
         history, start = [], time.time()
         for step in tqdm(range(cfg.steps), desc="warm-up", unit=" steps", mininterval=2.0):
@@ -131,6 +133,7 @@ def run(cfg: WarmupConfig, echo=print) -> Path:
             scheduler.step()
             history.append({"step": step + 1, "loss": round(loss.item(), 4), "lr": scheduler.get_last_lr()[0],
                             "seconds": round(time.time() - start, 2)})
+            log.row(history[-1])
             if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
                 echo(f"warm-up step {step + 1}/{cfg.steps} loss {loss.item():.3f} "
                      f"lr {scheduler.get_last_lr()[0]:.2e} {time.time() - start:.0f}s")
@@ -138,8 +141,6 @@ def run(cfg: WarmupConfig, echo=print) -> Path:
         tokenizer.save_pretrained(tmp)
         if info:  # the warmed-up model is still one `model init` built
             (tmp / TINY_INFO).write_text(json.dumps(info, indent=2) + "\n")
-        with (tmp / "metrics.jsonl").open("w") as f:
-            f.writelines(json.dumps(h) + "\n" for h in history)
         first, last = history[0]["loss"], sum(h["loss"] for h in history[-10:]) / min(10, len(history))
         counts.update(steps=cfg.steps, blocks=len(data), first_loss=first, final_loss=round(last, 4))
     echo(f"warm-up: loss {first:.3f} -> {last:.3f} over {cfg.steps} steps; model in {cfg.out}")

@@ -30,7 +30,9 @@ pushes the LoRA weights to its vLLM engine (`sync_lora`); the cpu backend sample
 training model itself. A checkpoint (trainable weights, optimiser, RNG states, curriculum,
 step) is written every `save_every` steps; rerunning the same command resumes from it (on
 the CPU to the same adapter; vLLM's sampling is not seeded per step, so a resumed GPU run
-continues correctly but not bit for bit).
+continues correctly but not bit for bit). Each step's line (reward and its parts, kept
+groups, model tokens, searches, clip, entropy, curriculum k) goes to `metrics.jsonl` and the
+run's trackers (`minisearch.steplog`), the held-out checks to the trackers as heldout/*.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ from minisearch.agent.rollout import RolloutConfig, render, rollout
 from minisearch.errors import UserError
 from minisearch.jsonl import read_jsonl, write_jsonl
 from minisearch.pipeline.checkpoint import load_state, save_state
-from minisearch.pipeline.rundir import stage_folder, trim_metrics
+from minisearch.pipeline.rundir import stage_folder
 from minisearch.settings import SettingError, Settings, setting
+from minisearch.steplog import StepLog, numbers
 from minisearch.train.curriculum import MODES, Curriculum
 from minisearch.train.dapo_math import dapo_loss, group_advantages, informative, overlong_shaping
 from minisearch.train.keeper import Keeper, split_validation
@@ -316,16 +319,15 @@ def run(cfg: DapoConfig, echo=print, reward_fn=None) -> Path:
 def _train(cfg: DapoConfig, backend, optimizer, rng, judge, curriculum, eval_tasks, val_tasks, echo,
            reward_fn) -> dict:
     """The steps, resumable, inside the stage folder; returns its counts."""
+    from contextlib import ExitStack
+
     from tqdm import tqdm
 
     from minisearch.eval.evaluate import evaluate, evaluate_once
     from minisearch.search import open_searcher
 
-    with stage_folder(cfg.out, asdict(cfg), resume=True) as (tmp, counts), open_searcher(cfg.index) as searcher:
-        greedy = replace(cfg.rollout, temperature=0.0, group=1)
-        before = evaluate_once(backend, searcher, eval_tasks, greedy, tmp / "eval_before.json") if eval_tasks else None
-        if before:
-            echo(f"dapo: held-out before training {before}")
+    with stage_folder(cfg.out, asdict(cfg), resume=True) as (tmp, counts), open_searcher(cfg.index) as searcher, \
+            ExitStack() as stack:
         start = 0
         if (tmp / "checkpoint.pt").is_file():
             state = load_state(tmp / "checkpoint.pt", backend.model, optimizer, rng)
@@ -333,7 +335,12 @@ def _train(cfg: DapoConfig, backend, optimizer, rng, judge, curriculum, eval_tas
             start = state["step"]
             backend.sync_lora()
             echo(f"dapo: resuming after step {start}")
-        trim_metrics(tmp / "metrics.jsonl", start)
+        log = stack.enter_context(StepLog(cfg.out, tmp, start, asdict(cfg)))
+        greedy = replace(cfg.rollout, temperature=0.0, group=1)
+        before = evaluate_once(backend, searcher, eval_tasks, greedy, tmp / "eval_before.json") if eval_tasks else None
+        if before:
+            log.scalars(numbers(before, "heldout/"), 0)
+            echo(f"dapo: held-out before training {before}")
         keeper = Keeper(tmp, val_tasks, cfg.val_every)
         if start == 0 and keeper.due(0, cfg.steps):
             echo(f"dapo: validation at the start {keeper.check(0, backend, searcher, greedy)['val_score']:.3f}")
@@ -348,8 +355,7 @@ def _train(cfg: DapoConfig, backend, optimizer, rng, judge, curriculum, eval_tas
             promoted = curriculum.update(row["reward"])
             if keeper.due(step + 1, cfg.steps):
                 row.update(keeper.check(step + 1, backend, searcher, greedy))
-            with (tmp / "metrics.jsonl").open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            log.row(row)
             write_samples(tmp / "samples", step + 1, every, cfg.samples_per_step)
             bar.write(f"dapo step {step + 1}/{cfg.steps} k={k} reward {row['reward']:.3f} (format {row['format']:.2f} "
                       f"answer {row['answer']:.2f}) kept {len(kept)}/{generated} tokens {row['model_tokens']:.0f} "
@@ -374,6 +380,7 @@ def _train(cfg: DapoConfig, backend, optimizer, rng, judge, curriculum, eval_tas
             after, samples = evaluate(backend, searcher, eval_tasks, greedy)
             write_jsonl(tmp / "eval_samples.jsonl", samples)
             counts.update(eval_before=before, eval_after=after)
+            log.scalars(numbers(after, "heldout/"), cfg.steps)
             echo(f"dapo: held-out after training {after}")
         (tmp / "checkpoint.pt").unlink(missing_ok=True)
     return counts

@@ -15,14 +15,14 @@ on the gpu backend the model is Unsloth's, which patches the same Trainer. The s
 `batch_backward`: micro-batches of at most `micro_tokens` padded tokens, each scored from the
 body's hidden states with the output layer only at targets (`agent/backends/scoring.py`;
 never `outputs.logits`, which Unsloth leaves empty when given labels). One log line per
-step (loss, token accuracy on the targets, learning rate) and `metrics.jsonl`. A killed run
+step (loss, token accuracy on the targets, learning rate) to `metrics.jsonl` and the run's
+trackers (`minisearch.steplog`: TensorBoard by default). A killed run
 keeps `sft.tmp/checkpoints/`; rerunning the same command resumes from the last one.
 With `eval_tasks` and `index`, held-out accuracy is measured before and after training.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections import Counter
@@ -33,8 +33,9 @@ from minisearch.agent.backends import BACKENDS
 from minisearch.agent.rollout import RolloutConfig, from_record, render
 from minisearch.errors import UserError
 from minisearch.jsonl import read_jsonl, write_jsonl
-from minisearch.pipeline.rundir import stage_folder, trim_metrics
+from minisearch.pipeline.rundir import stage_folder
 from minisearch.settings import SettingError, Settings, setting
+from minisearch.steplog import StepLog, numbers
 
 
 @dataclass
@@ -136,7 +137,7 @@ def batch_backward(backend, batch: dict, total: float, micro_tokens: int, backwa
     return out
 
 
-def make_trainer(backend, rows: list[dict], cfg: SftConfig, folder: Path, echo):
+def make_trainer(backend, rows: list[dict], cfg: SftConfig, folder: Path, log: StepLog, echo):
     import torch
     from transformers import Trainer, TrainingArguments
     from transformers.trainer_callback import ProgressCallback
@@ -175,8 +176,7 @@ def make_trainer(backend, rows: list[dict], cfg: SftConfig, folder: Path, echo):
                 return
             row = {"step": state.global_step, "loss": round(logs["loss"], 4), "token_acc": logs.get("token_acc"),
                    "lr": logs.get("learning_rate"), "seconds": round(time.time() - started, 1)}
-            with (folder / "metrics.jsonl").open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            log.row(row)
             line = (f"sft step {state.global_step}/{state.max_steps} loss {row['loss']:.3f} "
                     f"acc {row['token_acc']} lr {row['lr']:.2e} {row['seconds']:.0f}s")
             if self.training_bar is not None:
@@ -239,15 +239,16 @@ def _train(cfg: SftConfig, backend, records: list[dict], eval_tasks: list[dict],
     if not rows:
         raise UserError(f"{cfg.data}: no trajectory fits in max_len={cfg.max_len} tokens (skipped {dict(skipped)})")
     with stage_folder(cfg.out, asdict(cfg), resume=True) as (tmp, counts), ExitStack() as stack:
+        resume = latest_checkpoint(tmp / "checkpoints")
+        log = stack.enter_context(StepLog(cfg.out, tmp, int(resume.rsplit("-", 1)[1]) if resume else 0, asdict(cfg)))
         if eval_tasks:
             from minisearch.search import open_searcher
 
             searcher = stack.enter_context(open_searcher(cfg.index))
             before = evaluate_once(backend, searcher, eval_tasks, cfg.rollout, tmp / "eval_before.json")
+            log.scalars(numbers(before, "heldout/"), 0)
             echo(f"sft: held-out before training {before}")
-        trainer = make_trainer(backend, rows, cfg, tmp, echo)
-        resume = latest_checkpoint(tmp / "checkpoints")
-        trim_metrics(tmp / "metrics.jsonl", int(resume.rsplit("-", 1)[1]) if resume else 0)
+        trainer = make_trainer(backend, rows, cfg, tmp, log, echo)
         if resume:
             echo(f"sft: resuming from {resume}")
         trainer.train(resume_from_checkpoint=resume)
@@ -262,6 +263,7 @@ def _train(cfg: SftConfig, backend, records: list[dict], eval_tasks: list[dict],
             after, samples = evaluate(backend, searcher, eval_tasks, cfg.rollout)
             write_jsonl(tmp / "eval_samples.jsonl", samples)
             counts.update(eval_before=before, eval_after=after)
+            log.scalars(numbers(after, "heldout/"), trainer.state.global_step)
             echo(f"sft: held-out after training {after}")
         shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
     return counts
