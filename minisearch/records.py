@@ -1,4 +1,4 @@
-"""The record formats that travel between stages (DESIGN.md section 3).
+"""The record formats that travel between stages (docs/formats.md).
 
 A passage is ``{"id": str, "contents": "Title\\ntext"}`` (the Search-R1 / FlashRAG form).
 A QA task is ``{"id", "question", "golden_answers": [str, ...], "metadata": {...}}``.

@@ -76,7 +76,7 @@ def render(traj: Trajectory) -> tuple[list[int], list[int]]:
 
 
 def to_record(traj: Trajectory, task: dict, max_turns: int, teacher: str, **extra) -> dict:
-    """A trajectory as a JSON line (DESIGN.md section 3): the texts, not the token ids, so any
+    """A trajectory as a JSON line (docs/formats.md): the texts, not the token ids, so any
     tokenizer can render it again with `from_record`."""
     turns = [{"who": s.who, "text": s.text} for s in traj.segments if s.who != "prompt"]
     return {"task_id": task["id"], "question": task["question"], "max_turns": max_turns, "turns": turns,

@@ -4,8 +4,8 @@
                  -> {"result": [[{"document": {"id", "contents"}, "score"}, ...], ...]}
     GET  /health -> {"status": "ok", "passages", "backend", "source", "limits"}
 
-The API is the one Search-R1's retrieval server, veRL's search tools and their kin speak
-(PAPER.md section 7): one hit list per query, each hit `{"document": {...}, "score"}` with
+The API is the one Search-R1's retrieval server, veRL's search tools and their kin speak:
+one hit list per query, each hit `{"document": {...}, "score"}` with
 `return_scores`, the bare documents without. Also accepted: one query as `{"query": "...",
 "topk" or "top_k": k}` (answered the same way, a list of one list), and minisearch's
 `exclude_ids` (one id list or null per query: a RAMP task's own passage).

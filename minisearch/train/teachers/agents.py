@@ -1,5 +1,5 @@
-"""The multi-agent teacher (PAPER.md section 3): three roles played by one model through
-a backend, so any local model, or a bigger teacher model, can write trajectories.
+"""The multi-agent teacher (MaskSearch's agent-based bootstrap): three roles played by one model
+through a backend, so any local model, or a bigger teacher model, can write trajectories.
 
 - planner: reads the task, says what must be found, writes the first query;
 - rewriter: turns each query into a few keyword queries; their results are merged by rank
