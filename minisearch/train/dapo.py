@@ -161,7 +161,8 @@ def collect(backend, searcher, curriculum: Curriculum, rng: random.Random, cfg: 
         tasks = curriculum.sample(rng, cfg.batch_tasks - len(kept))
         tasks = [{**t, "id": f"{t['id']}@{generated + i}"} for i, t in enumerate(tasks)]  # a task may recur
         by_id = {t["id"]: t for t in tasks}
-        trajs = rollout(tasks, backend.generate, searcher.search, backend.tokenizer, rcfg)
+        trajs = rollout(tasks, backend.generate, searcher.search, backend.tokenizer, rcfg,
+                        max_context=backend.max_context)
         prompt_len = {t.task_id: len(t.segments[0].token_ids) for t in trajs}
         groups = score_groups(trajs, by_id, cfg, prompt_len, reward_fn, judge)
         generated += len(groups)
