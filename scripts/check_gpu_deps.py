@@ -7,7 +7,8 @@ of them is missing from the report (the extra lost a piece, or a marker left it 
 import json
 import sys
 
-WANTED = ["torch", "transformers", "vllm", "unsloth", "unsloth-zoo", "vllm-bnb-plugin", "trl", "bitsandbytes", "peft"]
+WANTED = ["torch", "transformers", "vllm", "unsloth", "unsloth-zoo", "vllm-bnb-plugin", "trl", "bitsandbytes", "peft",
+          "datasets", "fanoutqa"]  # the last two: the hf extra, which make install-gpu installs beside the gpu one
 
 
 def canonical(name: str) -> str:

@@ -163,3 +163,38 @@ def test_dapo_keeps_its_start_when_no_step_beats_it_on_its_validation_split(toy_
     from minisearch.train.keeper import split_validation
     train, val = split_validation(tasks, 6, 0)
     assert len(val) == 6 and not {t["id"] for t in train} & {t["id"] for t in val} and len(train) + 6 == len(tasks)
+
+
+def test_the_on_policy_ratio_is_one_before_the_first_update(toy_run, ramp_tasks, tmp_path):
+    """pi_old, pi_ref and pi_theta are scored in one mode with dropout off: before the first
+    optimiser step pi_theta / pi_old is 1 to 1e-5 on every loss token, here with an adapter that
+    carries LoRA dropout (one trained elsewhere may), the KL term on and small micro-batches.
+    Scored in eval mode for pi_old and train mode for pi_theta, as before, it was ~0.8 off."""
+    from dataclasses import replace
+
+    from minisearch.agent.backends.cpu import CpuBackend
+    from minisearch.agent.rollout import rollout
+    from minisearch.search import open_searcher
+    from minisearch.train.dapo import Sample, update
+
+    root, _ = toy_run
+    trained = CpuBackend(root / "model", lora_rank=8)
+    with torch.no_grad():
+        for name, p in trained.model.named_parameters():
+            if "lora_B" in name:
+                p.add_(0.05)
+    folder = trained.save_adapter(tmp_path / "adapter")
+    config_path = folder / "adapter_config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "lora_dropout": 0.5}))
+    backend = CpuBackend(root / "model", adapter=folder)
+    assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.5 for m in backend.model.modules())
+    cfg = config(toy_run, ramp_tasks, tmp_path / "out", kl_coef=0.1, micro_tokens=400, updates=2)
+    tasks = list(read_jsonl(ramp_tasks))[:3]
+    with open_searcher(root / "index") as searcher:
+        trajs = rollout(tasks, backend.generate, searcher.search, backend.tokenizer, replace(cfg.rollout, group=2))
+    by_id = {t["id"]: t for t in tasks}
+    groups = [[Sample(by_id[t.task_id], t, {}, float(t.sample), False) for t in trajs if t.task_id == task["id"]]
+              for task in tasks]
+    params = [p for p in backend.model.parameters() if p.requires_grad]
+    stats = update(backend, groups, cfg, torch.optim.AdamW(params, lr=1e-3))
+    assert 0.0 <= stats["ratio_error"] < 1e-5, stats

@@ -8,7 +8,7 @@ pytest.importorskip("transformers")
 
 from conftest import results_shown  # noqa: E402
 
-from minisearch.agent.rollout import RolloutConfig, ScriptedGenerator, render, rollout  # noqa: E402
+from minisearch.agent.rollout import RolloutConfig, ScriptedGenerator, prompt_ids, render, rollout  # noqa: E402
 
 
 def one_hop(world, n):
@@ -113,3 +113,61 @@ def test_tiny_model_rollouts_complete(toy_env):
         model = [s for s in t.segments if s.who == "model"]
         assert sum(mask) == sum(len(s.token_ids) for s in model)
         assert all(len(s.logprobs) == len(s.token_ids) for s in model)
+
+
+def test_each_trajectory_asks_for_what_its_context_has_left(toy_env):
+    """One limit per live trajectory: min(max_new_tokens, max_total_tokens - its length). A long
+    context gets fewer new tokens than a short one in the same call, and none runs past the budget."""
+    world, searcher, tok, _ = toy_env
+
+    def task(tid, question):
+        return {"id": tid, "question": question, "golden_answers": ["x"], "metadata": {}}
+    long_question = "Which river is it?"
+    while len(prompt_ids(tok, task("long", long_question), 2)[0]) < 500:  # 60 tokens short of the budget
+        long_question = "and which city " + long_question
+    tasks = [task("short", "Which river?"), task("long", long_question)]
+    script = ScriptedGenerator(tok, lambda ctx: "<search>river</search>" if not results_shown(ctx)
+                               else "<answer>" + "x " * 80 + "</answer>")
+    calls = []
+
+    def recording(prompts, max_new_tokens, **kw):
+        calls.append([(len(p), m) for p, m in zip(prompts, max_new_tokens)])
+        return script(prompts, max_new_tokens=max_new_tokens, **kw)
+
+    cfg = RolloutConfig(max_turns=2, max_new_tokens=64, max_total_tokens=560, words_per_hit=20)
+    trajs = rollout(tasks, recording, searcher.search, tok, cfg)
+    for call in calls:
+        assert all(m == min(64, 560 - n) and m >= 1 for n, m in call)
+    first = dict(zip(["short", "long"], calls[0]))
+    assert first["short"][1] == 64 and first["long"][1] < 64, calls[0]  # same call, different limits
+    assert all(len(t.ids) <= 560 for t in trajs)
+
+
+def test_tiny_model_per_trajectory_limits_never_fail(toy_env):
+    """The cpu backend honours one limit per prompt: a context near the budget gets a few
+    tokens, the rest their max_new_tokens, in one batch."""
+    world, searcher, _, root = toy_env
+    from minisearch.agent.backends.cpu import CpuBackend
+
+    backend = CpuBackend(root / "model", lora_rank=4)
+    tok = backend.tokenizer
+    short, long = tok("The river")["input_ids"], tok("The river " * 60)["input_ids"]
+    outs = backend.generate([short, long], n=2, max_new_tokens=[12, 2], temperature=1.0)
+    assert all(len(c.token_ids) <= 12 for c in outs[0]) and all(len(c.token_ids) <= 2 for c in outs[1])
+    assert all(len(c.logprobs) == len(c.token_ids) for group in outs for c in group)
+    tasks = one_hop(world, 2)
+    longest = max(len(prompt_ids(tok, t, 4)[0]) for t in tasks)
+    cfg = RolloutConfig(group=2, max_new_tokens=24, max_total_tokens=longest + 30)
+    trajs = rollout(tasks, backend.generate, searcher.search, tok, cfg)
+    assert all(t.end and len(t.ids) <= cfg.max_total_tokens for t in trajs)
+
+
+def test_a_sampler_context_below_the_budget_is_refused_at_once(toy_env):
+    from minisearch.errors import UserError
+
+    world, searcher, tok, _ = toy_env
+    never = ScriptedGenerator(tok, lambda ctx: pytest.fail("nothing may be sampled"))
+    with pytest.raises(UserError, match=r"holds 300 tokens .* rollout.max_total_tokens=400: set max_total_tokens"):
+        rollout(one_hop(world, 1), never, searcher.search, tok, RolloutConfig(max_total_tokens=400), max_context=300)
+    assert rollout(one_hop(world, 1), ScriptedGenerator(tok, oracle(world)), searcher.search, tok,
+                   RolloutConfig(max_total_tokens=1024), max_context=1024)[0].end == "answer"

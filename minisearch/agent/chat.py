@@ -97,7 +97,8 @@ class Agent:
         task = {"id": "chat", "question": text, "golden_answers": [], "metadata": {}}
         cfg = RolloutConfig(max_turns=self.cfg.max_turns, topk=self.cfg.topk, max_new_tokens=self.cfg.max_new_tokens,
                             max_total_tokens=4096, temperature=self.cfg.temperature)
-        traj = rollout([task], self.generate, self._search, self.backend.tokenizer, cfg, on_segment)[0]
+        traj = rollout([task], self.generate, self._search, self.backend.tokenizer, cfg, on_segment,
+                       max_context=getattr(self.backend, "max_context", None))[0]
         if traj.answer is not None:
             self.history.append((question, traj.answer))
         return traj

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from minisearch.agent.backends import Completion
+from minisearch.agent.backends import Completion, per_prompt
 from minisearch.agent.protocol import STOP, information_turn, parse_turn, task_messages, turn_end
+from minisearch.errors import UserError
 from minisearch.settings import Settings, setting
 
 
@@ -114,8 +115,21 @@ Search = Callable[..., list[list]]
 
 
 def rollout(tasks: list[dict], generate: Generate, search: Search, tokenizer, cfg: RolloutConfig,
-            on_segment: Callable[[Trajectory, Segment], None] | None = None) -> list[Trajectory]:
-    """Run every task G times to the end; `on_segment(traj, segment)` sees each turn as it lands."""
+            on_segment: Callable[[Trajectory, Segment], None] | None = None,
+            max_context: int | None = None) -> list[Trajectory]:
+    """Run every task G times to the end; `on_segment(traj, segment)` sees each turn as it lands.
+
+    Each live trajectory asks for what its context has left, at most `max_new_tokens`: a long
+    context gets fewer new tokens, never more than `max_total_tokens` in all. `max_context`
+    is the sampler's own limit (`backend.max_context`: a vLLM engine's real max_model_len,
+    which Unsloth lowers when the KV cache cannot hold more); below `max_total_tokens` the
+    rollout refuses at once rather than cut every long trajectory short of its budget."""
+    if max_context is not None and max_context < cfg.max_total_tokens:
+        raise UserError(f"the sampler's engine holds {max_context} tokens of context (its max_model_len as it "
+                        f"started), fewer than rollout.max_total_tokens={cfg.max_total_tokens}: set max_total_tokens "
+                        f"to {max_context} or less, or give the engine more memory for its KV cache (free GPU memory, "
+                        "a larger gpu_memory_utilization)")
+
     def add(t: Trajectory, segment: Segment) -> None:
         t.segments.append(segment)
         if on_segment is not None:
@@ -137,8 +151,8 @@ def rollout(tasks: list[dict], generate: Generate, search: Search, tokenizer, cf
         done += finished
         if not live:
             break
-        limit = max(1, min(cfg.max_new_tokens, max(cfg.max_total_tokens - len(t.ids) for t in live)))
-        outs = generate([t.ids for t in live], n=1, max_new_tokens=limit, temperature=cfg.temperature,
+        limits = [min(cfg.max_new_tokens, cfg.max_total_tokens - len(t.ids)) for t in live]  # each >= 1
+        outs = generate([t.ids for t in live], n=1, max_new_tokens=limits, temperature=cfg.temperature,
                         top_p=cfg.top_p, stop=STOP)
         searching: list[Trajectory] = []
         for t, (c, *_) in zip(live, outs):
@@ -193,7 +207,8 @@ class ScriptedGenerator:
         self.tokenizer = tokenizer
         self.script = script
 
-    def __call__(self, prompts: list[list[int]], n: int = 1, max_new_tokens: int = 128, stop=STOP,
+    def __call__(self, prompts: list[list[int]], n: int = 1, max_new_tokens: int | list[int] = 128, stop=STOP,
                  **_) -> list[list[Completion]]:
         contexts = [self.tokenizer.decode(ids, skip_special_tokens=False) for ids in prompts]
-        return [[completion(self.tokenizer, self.script(c), max_new_tokens, stop) for _ in range(n)] for c in contexts]
+        return [[completion(self.tokenizer, self.script(c), limit, stop) for _ in range(n)]
+                for c, limit in zip(contexts, per_prompt(max_new_tokens, prompts))]

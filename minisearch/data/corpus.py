@@ -139,6 +139,19 @@ def _rows(source, strict, report, words, seed) -> Iterator[tuple[str, dict | Bad
         raise UserError(f"{source}: no such file or folder; give {SOURCES_HELP}")
 
 
+def source_needs(source: str, why: str) -> list:
+    """What reading `source` needs (`minisearch.needs`): for `hf:` the datasets package and the
+    hub; the toy world nothing; else the file or folder."""
+    from minisearch.needs import HF_EXTRA, Need, file, package
+
+    if source == "toyworld" or source.startswith("toyworld:"):
+        return []
+    if source.startswith("hf:"):
+        name = source[3:].partition(":")[0]
+        return [package("datasets", why, HF_EXTRA), Need("dataset", HF_ALIASES.get(name, (name, None))[1] or name, why)]
+    return [file(source, why, f"give {SOURCES_HELP}")]
+
+
 def _kind(path: Path) -> str:
     name = path.name.lower()
     if name.endswith((".jsonl", ".jsonl.gz")):

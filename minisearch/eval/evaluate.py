@@ -88,7 +88,8 @@ def summarise(scored: list[dict], by_depth: bool = True) -> dict:
 def evaluate(backend, searcher, tasks: list[dict], cfg: RolloutConfig, generate=None) -> tuple[dict, list[dict]]:
     """Run every task once through the rollout loop and score it; (metrics, one sample per task).
     `generate` replaces the backend's own (the eval stage's RAG-PE writes the first turn)."""
-    trajs = rollout(tasks, generate or backend.generate, searcher.search, backend.tokenizer, cfg)
+    trajs = rollout(tasks, generate or backend.generate, searcher.search, backend.tokenizer, cfg,
+                    max_context=getattr(backend, "max_context", None))
     by_id = {t["id"]: t for t in tasks}
     samples = []
     for traj in trajs:

@@ -63,6 +63,26 @@ def load_set(spec: str, limit: int | None = None) -> list[dict]:
     return rows[:limit] if limit else rows
 
 
+def set_needs(spec: str, why: str) -> list:
+    """What loading the set `spec` needs (`minisearch.needs`), as `load_set` would: a set in the
+    cache needs nothing; else FanOutQA its package (which ships the dev set), a FlashRAG set
+    the datasets package and the hub; a CSV or JSONL its file."""
+    from minisearch.needs import HF_EXTRA, Need, file, package
+
+    name, _, split = spec.partition(":")
+    if name == "freshqa":
+        return [file(split or spec, why, "download FreshQA's CSV (github.com/freshllms/freshqa) and name it as "
+                                         "freshqa:PATH/TO/FreshQA.csv")]
+    if name == "fanoutqa" or name in FLASHRAG_SETS:
+        split = "dev" if name == "fanoutqa" else split or FLASHRAG_SETS[name][1]
+        if (cache_dir() / f"{name}-{split}.jsonl").is_file():
+            return []
+        if name == "fanoutqa":
+            return [package("fanoutqa", why, HF_EXTRA)]
+        return [package("datasets", why, HF_EXTRA), Need("dataset", f"{FLASHRAG} ({name})", why)]
+    return [file(spec, why, f"give a JSONL file of FlashRAG tasks or one of {', '.join(PAPER_SETS)}")]
+
+
 def _cached(name: str, split: str) -> list[dict]:
     path = cache_dir() / f"{name}-{split}.jsonl"
     if path.is_file():

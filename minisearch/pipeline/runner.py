@@ -6,7 +6,9 @@
 A stage is skipped when its folder is complete (`done.json`) with the same config; when one
 runs, every later stage runs again too (its inputs changed). A killed run therefore resumes
 at the stage it was in: sft, dapo and eval go on from their last checkpoint, the others
-start that stage again; nothing completed is lost. `--from STAGE` reruns from there. At the
+start that stage again; nothing completed is lost. Before the first stage, every stage's
+needs (packages, models, QA sets, files: `pipeline.preflight.NEEDS`) are checked, and a run
+that lacks any is refused with all of them named. `--from STAGE` reruns from there. At the
 end the run folder holds `run.json` (the model, adapter and index that `minisearch chat
 --run` uses, relative to the run folder), `times.json` (each stage's wall seconds),
 `report.md`, and a model card (README.md) in every adapter folder, with the eval rows of
@@ -28,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from minisearch.errors import UserError
+from minisearch.pipeline.preflight import check_needs
 from minisearch.pipeline.recipe import build, nearest, read_recipe
 from minisearch.pipeline.rundir import is_complete, read_done, run_relative
 from minisearch.settings import path_fields
@@ -107,6 +110,7 @@ def run_recipe(path: str, sets: list[str] = (), start: str | None = None, echo=p
     if start is not None and start not in names:
         raise UserError(f"--from {start}: no such stage{nearest(start, names)}; stages: {', '.join(names)}")
     report_to = trackers(recipe.get("report_to"), f"{path}: report_to")
+    check_needs(stages, path)  # every package, model, set and file the stages need, before the first one
     root.mkdir(parents=True, exist_ok=True)
     (root / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
     if "tensorboard" in report_to:

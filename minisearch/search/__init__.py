@@ -28,6 +28,7 @@ from minisearch.search.searcher import Searcher
 __all__ = ["BACKENDS", "Hit", "Searcher", "build_index", "index_info", "open_searcher"]
 
 BACKENDS = ("whoosh", "bm25s")
+SEARCH_PACKAGES = {"whoosh": (), "bm25s": ("bm25s", "Stemmer")}  # beyond the base install (numba: optional speed)
 META = "meta.json"
 HOW_TO_BUILD = ("build one with `minisearch index build SOURCE --out {folder}` "
                 "(SOURCE: passages JSONL, a folder of .txt/.md/.jsonl files, or `toyworld`)")
@@ -56,6 +57,25 @@ def build_index(passages: Iterable[dict], out: str | Path, backend: str = "whoos
             "index_seconds": round(time.time() - start, 2), "built": time.strftime("%Y-%m-%dT%H:%M:%S")}
     (out / META).write_text(json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+def search_needs(index: str | None, why: str, backend: str | None = None) -> list:
+    """What searching the index at `index` needs (`minisearch.needs`): the index itself (a
+    server URL is reached when the stage starts) and its backend's packages; with `backend`,
+    what building one with that backend needs."""
+    from minisearch.needs import file, package
+
+    fix = "pip install -e '.[bm25s]'"
+    if backend is not None:
+        return [package(m, why, fix) for m in SEARCH_PACKAGES[backend]]
+    if not index or is_url(index):
+        return []
+    try:  # an index built before the run; one an earlier stage builds is that stage's need
+        used = json.loads((Path(index) / META).read_text()).get("backend")
+    except (OSError, ValueError, AttributeError):
+        used = None
+    return [file(index, why, HOW_TO_BUILD.format(folder=index))] + [
+        package(m, why, fix) for m in SEARCH_PACKAGES.get(used, ())]
 
 
 def read_meta(folder: str | Path) -> dict:

@@ -13,6 +13,9 @@ model-written tokens of the (mini-)batch, not per sequence ("token-level"). pi_o
 adapter that sampled the batch, its log-probs recomputed by the training model (a 4-bit vLLM
 sampler's own log-probs differ); the batch is cut into `updates` mini-batches, one optimiser
 step each, so later mini-batches are off-policy and the asymmetric clip (clip-higher) acts.
+pi_old, pi_ref and pi_theta are scored in one mode (`Scorer.scoring_mode`: train mode, dropout
+off), so the first mini-batch is exactly on-policy: its largest |pi_theta / pi_old - 1| is
+logged as `ratio_error` each step (~1e-6 in float32; far more means the two passes differ).
 
 Dynamic sampling: a group whose rewards are all equal has A_i = 0 and teaches nothing; it is
 dropped and more tasks are sampled until `batch_tasks` groups are kept or `max_gen_rounds`
@@ -166,7 +169,8 @@ def collect(backend, searcher, curriculum: Curriculum, rng: random.Random, cfg: 
         tasks = curriculum.sample(rng, cfg.batch_tasks - len(kept))
         tasks = [{**t, "id": f"{t['id']}@{generated + i}"} for i, t in enumerate(tasks)]  # a task may recur
         by_id = {t["id"]: t for t in tasks}
-        trajs = rollout(tasks, backend.generate, searcher.search, backend.tokenizer, rcfg)
+        trajs = rollout(tasks, backend.generate, searcher.search, backend.tokenizer, rcfg,
+                        max_context=backend.max_context)
         prompt_len = {t.task_id: len(t.segments[0].token_ids) for t in trajs}
         groups = score_groups(trajs, by_id, cfg, prompt_len, reward_fn, judge)
         generated += len(groups)
@@ -200,7 +204,7 @@ def update(backend, groups: list[list[Sample]], cfg: DapoConfig, optimizer) -> d
     masks = [torch.tensor(m[1:], dtype=torch.float32) * (0.0 if s.truncated and cfg.truncated == "mask" else 1.0)
              for (_, m), s in zip(rows, samples)]
     scored = [m > 0 for m in masks]
-    backend.model.eval()
+    backend.scoring_mode()  # pi_old, pi_ref and pi_theta in one mode, dropout off: on-policy ratio 1
     old = backend.token_logprobs(seqs, scored=scored, micro_tokens=cfg.micro_tokens)  # pi_old, recomputed
     ref = None
     if cfg.kl_coef > 0:
@@ -209,8 +213,8 @@ def update(backend, groups: list[list[Sample]], cfg: DapoConfig, optimizer) -> d
     order = list(range(len(samples)))
     chunks = [order[i::cfg.updates] for i in range(cfg.updates) if order[i::cfg.updates]]
     stats = {"loss": 0.0, "clip": 0.0, "entropy": 0.0}
-    backend.model.train()
     params = [p for p in backend.model.parameters() if p.requires_grad]
+    on_policy = None  # the first mini-batch's ratio error: before any step the policy is pi_old
     for chunk in chunks:
         optimizer.zero_grad()
         part = accumulate(backend, chunk, seqs, scored, masks, old, ref, advantages, cfg)
@@ -218,19 +222,21 @@ def update(backend, groups: list[list[Sample]], cfg: DapoConfig, optimizer) -> d
         optimizer.step()
         for key in stats:
             stats[key] += part[key] / len(chunks)
+        on_policy = part["ratio_error"] if on_policy is None else on_policy
     backend.sync_lora()  # the sampler draws the next batch from the updated adapter
-    return stats
+    return {**stats, "ratio_error": on_policy}
 
 
 def accumulate(backend, chunk: list[int], seqs, scored, masks, old, ref, advantages, cfg: DapoConfig) -> dict:
     """The gradient of one mini-batch (`chunk`, indices into seqs), summed over micro-batches of
-    at most `cfg.micro_tokens` padded tokens; returns its loss, clip fraction and entropy."""
+    at most `cfg.micro_tokens` padded tokens; returns its loss, clip fraction, entropy and
+    `ratio_error`, the largest |pi_theta / pi_old - 1| over its loss tokens."""
     from torch.nn.utils.rnn import pad_sequence
 
     from minisearch.agent.backends.scoring import micro_batches
 
     tokens = sum(float(masks[i].sum()) for i in chunk) or 1.0
-    out = {"loss": 0.0, "clip": 0.0, "entropy": 0.0}
+    out = {"loss": 0.0, "clip": 0.0, "entropy": 0.0, "ratio_error": 0.0}
     for micro in micro_batches([len(seqs[i]) for i in chunk], cfg.micro_tokens):
         idx = [chunk[j] for j in micro]
         new, ent = backend.token_logprobs([seqs[i] for i in idx], grad=True, entropy=True,
@@ -245,6 +251,8 @@ def accumulate(backend, chunk: list[int], seqs, scored, masks, old, ref, advanta
         out["loss"] += loss.item()
         out["clip"] += clip.item()
         out["entropy"] += float((pad_sequence(ent, batch_first=True) * mask).sum()) / tokens
+        error = ((logp.detach() - old_lp).exp() - 1).abs() * mask
+        out["ratio_error"] = max(out["ratio_error"], float(error.max()) if error.numel() else 0.0)
     return out
 
 
@@ -261,7 +269,8 @@ def step_row(step: int, k: int, every: list[Sample], kept: list, generated: int,
             "answer": mean(lambda s: s.parts["answer"]), "kept": len(kept), "generated": generated,
             "kept_fraction": round(len(kept) / max(1, generated), 4), "model_tokens": model_tokens,
             "searches": mean(lambda s: s.traj.searches), "truncated": mean(lambda s: float(s.truncated)),
-            **{key: round(v, 4) for key, v in stats.items()}, "seconds": round(seconds, 1)}
+            **{key: float(f"{v:.3g}") if key == "ratio_error" else round(v, 4) for key, v in stats.items()},
+            "seconds": round(seconds, 1)}
 
 
 def write_samples(folder: Path, step: int, every: list[Sample], n: int) -> None:

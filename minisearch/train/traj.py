@@ -175,7 +175,8 @@ def student_round(r: int, tasks: list[dict], pool: list[dict], cfg: TrajConfig, 
                          temperature=0.0, max_new_tokens=256, max_total_tokens=2048)
     by_id = {t["id"]: t for t in tasks}
     return [to_record(traj, by_id[traj.task_id], cfg.teach.max_turns, f"student-{r}")
-            for traj in rollout(tasks, student.generate, searcher.search, student.tokenizer, rcfg)]
+            for traj in rollout(tasks, student.generate, searcher.search, student.tokenizer, rcfg,
+                                max_context=student.max_context)]
 
 
 def student_sft(cfg: TrajConfig, r: int, work: Path):

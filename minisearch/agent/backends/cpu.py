@@ -16,7 +16,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from minisearch.agent.backends import Backend, Completion, free_memory
+from minisearch.agent.backends import Backend, Completion, free_memory, per_prompt
 from minisearch.agent.backends.adapters import check_adapter, read_adapter
 from minisearch.agent.protocol import TAGS
 from minisearch.errors import UserError
@@ -75,36 +75,39 @@ class CpuBackend(Backend):
         return self.tokenizer.eos_token_id
 
     @torch.no_grad()
-    def generate(self, prompts: list[list[int]], n: int = 1, max_new_tokens: int = 128,
+    def generate(self, prompts: list[list[int]], n: int = 1, max_new_tokens: int | list[int] = 128,
                  temperature: float = 1.0, top_p: float = 1.0, stop: list[str] | tuple[str, ...] = (),
                  batch_size: int = 16) -> list[list[Completion]]:
-        """n continuations of each prompt (a list of token ids)."""
+        """n continuations of each prompt (a list of token ids), each at most its own
+        `max_new_tokens` long (one int for all, or one per prompt)."""
         self.model.eval()
+        limits = per_prompt(max_new_tokens, prompts)
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         results: dict[int, list[Completion]] = {}
         per_batch = max(1, batch_size // max(1, n))
         for start in range(0, len(order), per_batch):
             chunk = order[start:start + per_batch]
-            outs = self._generate_batch([prompts[i] for i in chunk], n, max_new_tokens, temperature, top_p,
-                                        list(stop))
+            outs = self._generate_batch([prompts[i] for i in chunk], n, [limits[i] for i in chunk], temperature,
+                                        top_p, list(stop))
             for j, i in enumerate(chunk):
                 results[i] = outs[j * n:(j + 1) * n]
         return [results[i] for i in range(len(prompts))]
 
-    def _generate_batch(self, prompts, n, max_new_tokens, temperature, top_p, stop) -> list[Completion]:
+    def _generate_batch(self, prompts, n, limits, temperature, top_p, stop) -> list[Completion]:
+        """The batch runs to its longest limit; each row is cut to its own prompt's (row r is prompt r // n)."""
         pad = self.tokenizer.pad_token_id
         width = max(len(p) for p in prompts)
         ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], device=self.device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
         out = self.model.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=temperature > 0,
+            input_ids=ids, attention_mask=mask, max_new_tokens=max(1, *limits), do_sample=temperature > 0,
             temperature=temperature if temperature > 0 else None, top_p=top_p, top_k=None,
             num_return_sequences=n, stop_strings=stop or None, tokenizer=self.tokenizer, pad_token_id=pad,
             eos_token_id=self.eos_id, return_dict_in_generate=True, output_scores=True)
         new = out.sequences[:, width:]                                  # (rows, steps)
         steps = torch.stack(out.scores, dim=1).float()                  # (rows, steps, vocab)
         logprobs = torch.log_softmax(steps, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
-        return [self._completion(new[r].tolist(), logprobs[r].tolist(), stop, max_new_tokens)
+        return [self._completion(new[r].tolist()[:limits[r // n]], logprobs[r].tolist(), stop, limits[r // n])
                 for r in range(new.shape[0])]
 
     def _completion(self, ids: list[int], logprobs: list[float], stop: list[str], limit: int) -> Completion:

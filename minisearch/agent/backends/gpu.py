@@ -8,7 +8,14 @@ training runs through the Unsloth model with its gradient checkpointing. After e
 of the weights `sync_lora()` gives vLLM the live adapter as a LoRA request with a new id
 (`model.load_lora(..., load_tensors=True)`; vLLM caches an id's weights, so a reused id would
 sample the old adapter). Saved adapters of the same base are sampled from their folders,
-each under a new id, on the same engine (`use_adapter`); `close()` deletes the engine.
+each under a new id, on the same engine (`use_adapter`).
+
+`close()` frees the engine for the next stage's (a recipe opens six, one after another, in one
+process; each is sized from the memory free when it starts): the engine core is shut down,
+then unsloth_zoo deletes the engine (`vllm_sampler.delete_engine`), then every reference
+Unsloth keeps to it (`vllm_engine`, `fast_generate`, `fast_generate_batches` on the model and
+the models it wraps) and the model go, and the free CUDA memory is compared with what was free
+before the model loaded: a warning gives the figures when more than `HELD_GIB` did not come back.
 
 Scoring never reads `outputs.logits` as logits: with `UNSLOTH_RETURN_HIDDEN_STATES=1` (what
 Unsloth's own GRPO sets) the patched forward returns the final hidden states in that field,
@@ -23,6 +30,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 from minisearch.agent.backends import Backend, free_memory
@@ -32,6 +40,8 @@ from minisearch.agent.backends.vllm_sampler import VllmSampler, before_engine, n
 from minisearch.errors import UserError
 
 HIDDEN = "UNSLOTH_RETURN_HIDDEN_STATES"
+ENGINE_REFS = ("vllm_engine", "fast_generate", "fast_generate_batches")  # where Unsloth keeps the engine
+HELD_GIB = 1.0  # memory a closed backend may keep (CUDA libraries' workspaces, Unsloth's offload buffers)
 
 
 class GpuBackend(Backend):
@@ -46,6 +56,7 @@ class GpuBackend(Backend):
         except ImportError as e:
             raise UserError(f"the gpu backend needs the gpu extra ({e}): make install-gpu") from e
         lora_rank = (saved_rank(adapter) if adapter is not None else None) or lora_rank
+        self._free_before = torch.cuda.mem_get_info()[0]  # what close() should give back
         before_engine()  # a bm25s index imports numba, whose llvmlite stops vLLM's start otherwise
         base, self.tokenizer = FastLanguageModel.from_pretrained(
             model_name=str(model), max_seq_length=max_seq_length, load_in_4bit=True, fast_inference=True,
@@ -60,6 +71,11 @@ class GpuBackend(Backend):
         self.sampler = VllmSampler(self.model.vllm_engine)
         self._scratch = tempfile.mkdtemp(prefix="minisearch-lora-")
         self.sync_lora()
+
+    @property
+    def max_context(self) -> int:
+        """The engine's real max_model_len, read back after it started."""
+        return self.sampler.max_model_len
 
     def sync_lora(self) -> None:
         """Give vLLM the adapter as it is now, under a new id (after every change of the weights)."""
@@ -111,13 +127,52 @@ class GpuBackend(Backend):
         return Path(path)
 
     def close(self) -> None:
-        """Delete the vLLM engine (unsloth_zoo's way), drop the model, give the memory back."""
+        """Shut the vLLM engine down and delete it, drop the model, give the memory back, and
+        warn with the figures if it did not come back (see the module's docstring)."""
         if getattr(self, "sampler", None) is not None:
             self.sampler.close()
             self.sampler = None
-        if self.model is not None:
-            with contextlib.suppress(AttributeError):
-                del self.model.vllm_engine
+        if getattr(self, "model", None) is not None:
+            drop_engine_refs(self.model)
         self.model = None
         shutil.rmtree(getattr(self, "_scratch", ""), ignore_errors=True)
         free_memory()
+        if getattr(self, "_free_before", None) is not None:
+            import torch
+
+            free, total = torch.cuda.mem_get_info()
+            message = memory_not_returned(self._free_before, free, total)
+            if message:
+                warnings.warn(message, stacklevel=2)
+
+
+def drop_engine_refs(model) -> None:
+    """Remove the engine references Unsloth sets on `model` and on the models it wraps
+    (PeftModel -> LoraModel -> the causal LM -> its body): attributes that are not modules
+    live in each module's `__dict__`."""
+    stack, seen = [model], set()
+    while stack:
+        module = stack.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        for name in ENGINE_REFS:
+            vars(module).pop(name, None)
+        stack += [m for key, m in getattr(module, "_modules", {}).items() if key in ("base_model", "model")]
+
+
+def memory_not_returned(free_before: int, free_after: int, total: int, held_gib: float = HELD_GIB) -> str | None:
+    """What to warn when a closed backend left more than `held_gib` GiB of GPU memory in use
+    that was free before it loaded (bytes in, None when it came back).
+
+    >>> memory_not_returned(20 * 2**30, int(19.5 * 2**30), 24 * 2**30) is None
+    True
+    """
+    held = (free_before - free_after) / 2**30
+    if held <= held_gib:
+        return None
+    return (f"the gpu backend closed, but {held:.1f} GiB of GPU memory did not come back (free before the model "
+            f"loaded {free_before / 2**30:.1f} GiB, now {free_after / 2**30:.1f} GiB, of {total / 2**30:.1f} GiB). "
+            "The next stage's vLLM engine is sized from the free memory, so it gets a smaller KV cache and may "
+            "lower its context. If a later stage runs short, stop the run and start it again: `minisearch run "
+            "RECIPE` resumes at the stage it was in, in a fresh process with the memory free")

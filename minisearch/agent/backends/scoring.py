@@ -10,12 +10,31 @@ token accuracy, perplexity masking) calls `score`, on both backends:
         ent_n = logsumexp(z_n) - sum_v softmax(z_n)_v z_nv   (no gradient)
         hit_n = z_n[y_n] == max_v z_nv                  (no gradient; token accuracy)
 
-With gradients each chunk runs under `torch.utils.checkpoint`: its logits are recomputed in
-backward, so the gradient path also holds one chunk at a time. Peak memory is the
-micro-batch's activations plus one chunk's float32 temporaries (~rows x V x 20 bytes,
-2.9 GiB at V = 151,936: bench/memory.py), whatever the batch and its length.
-`micro_batches` cuts work under a token budget; `logprobs` runs a whole list of sequences
-through it under `inference_mode` (old and reference passes).
+With gradients each chunk is checkpointed: its logits are recomputed in backward, so the
+gradient path also holds one chunk at a time. Peak memory is the micro-batch's activations
+plus one chunk's float32 temporaries (~rows x V x 20 bytes, 2.9 GiB at V = 151,936:
+bench/memory.py), whatever the batch and its length. `micro_batches` cuts work under a token
+budget; `logprobs` runs a whole list of sequences through it under `inference_mode` (old and
+reference passes).
+
+The chunk checkpoint is `torch.utils.checkpoint.checkpoint(..., use_reentrant=True)`, looked
+up when called, and that is a choice. Importing Unsloth replaces that function process-wide
+(unsloth_zoo's `unsloth_checkpoint`, which forces `use_reentrant=True` whatever the caller
+asks and runs `UnslothCheckpointFunction`, a reentrant checkpoint that offloads its first
+argument to the CPU when that is a large tensor; ours is the output layer, a function, so
+nothing is offloaded). Asking for the reentrant form on every backend makes the gpu and cpu
+paths the same algorithm, so a test on the CPU covers what runs under Unsloth. What that
+form implies, here and under Unsloth: gradients come through `loss.backward()` only (it
+breaks with `torch.autograd.grad` or `backward(inputs=...)`; minisearch uses neither), and
+an input must require grad, so a chunk whose hidden states do not (a frozen body) is scored
+without a checkpoint, its output-layer gradient intact. Non-reentrant checkpointing cannot
+be had under Unsloth through the public function, and its private pieces change between
+torch releases, so minisearch does not reach for them.
+
+Every score inside one training step is taken in one mode (`Scorer.scoring_mode`): train
+mode with every dropout off. Unsloth's forward builds another attention path in eval mode
+(a 4-D SDPA mask instead of plain causal attention), and dropout makes two passes over one
+sequence disagree; either would make DAPO's ratio pi / pi_old differ from 1 on-policy.
 
 A backend supplies `hidden_states(ids, mask) -> (B, T, H)` and `output_layer(h) -> logits`.
 """
@@ -76,13 +95,16 @@ def score_hidden(output_layer, hidden, targets, grad: bool, entropy: bool = Fals
                  rows: int = ROWS):
     """hidden (N, H), targets (N,) -> (log-probs (N,), entropy (N,) | None, hits (N,) | None)."""
     import torch
-    from torch.utils.checkpoint import checkpoint
+    import torch.utils.checkpoint
 
     lps, ents, hts = [], [], []
     for start in range(0, hidden.shape[0], rows):
         h, y = hidden[start:start + rows], targets[start:start + rows]
-        if grad and torch.is_grad_enabled():
-            lp, ent, hit = checkpoint(_chunk_scores, output_layer, h, y, entropy, hits, use_reentrant=False)
+        if grad and torch.is_grad_enabled() and h.requires_grad:  # reentrant: see the module's docstring
+            lp, ent, hit = torch.utils.checkpoint.checkpoint(_chunk_scores, output_layer, h, y, entropy, hits,
+                                                             use_reentrant=True, preserve_rng_state=False)
+            # a reentrant checkpoint marks every output as differentiable; these two never are
+            ent, hit = (t.detach() if t is not None else None for t in (ent, hit))
         else:
             lp, ent, hit = _chunk_scores(output_layer, h, y, entropy, hits)
         lps.append(lp)
@@ -193,6 +215,24 @@ class Scorer:
         else:
             s = score(self, sequences, scored, grad=True, entropy=entropy)
         return (s.logprobs, s.entropy) if entropy else s.logprobs
+
+    def scoring_mode(self) -> None:
+        """Put the model in the one mode all scores of a training step are taken in: train mode
+        (the attention path and gradient checkpointing of the backward pass; under no_grad a
+        transformers layer skips its checkpoint), with every dropout probability set to 0 (LoRA
+        dropout of a loaded adapter, attention dropout of the base), so one sequence scored
+        twice by the same weights gets the same log-probs. Setting p to 0 outlives later
+        `train()` calls, which would switch dropout modules put in eval mode back on."""
+        import torch
+
+        dropouts = (torch.nn.Dropout, torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d,
+                    torch.nn.AlphaDropout, torch.nn.FeatureAlphaDropout)
+        self.model.train()
+        for module in self.model.modules():
+            if isinstance(module, dropouts):
+                module.p = 0.0
+            if isinstance(getattr(module, "attention_dropout", None), float):  # read by the attention call
+                module.attention_dropout = 0.0
 
     def set_grad_checkpoint(self, on: bool) -> None:
         """Recompute the body's activations in backward (non-reentrant, so frozen embeddings

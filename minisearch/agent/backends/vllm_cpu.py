@@ -40,6 +40,11 @@ class VllmCpuBackend(CpuBackend):
         self._scratch = Path(tempfile.mkdtemp(prefix="minisearch-lora-"))
         self.sync_lora()
 
+    @property
+    def max_context(self) -> int:
+        """The engine's real max_model_len, read back after it started."""
+        return self.sampler.max_model_len
+
     def sync_lora(self) -> None:
         """The live adapter to vLLM: saved to the scratch folder, requested under a new id."""
         if not hasattr(self.model, "peft_config"):

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from minisearch.agent.backends import per_prompt
 from minisearch.agent.protocol import STOP, parse_turn, split_context
 from minisearch.agent.rollout import RolloutConfig, Trajectory, completion, prompt_ids, rollout
 from minisearch.settings import Settings, setting
@@ -102,9 +103,10 @@ class TeacherGenerator:
         queries = [parse_turn(turn).query for turn in turns[:len(blocks)]]
         return Episode(task, queries, list(zip(queries, blocks)))
 
-    def __call__(self, prompts: list[list[int]], n: int = 1, max_new_tokens: int = 128, stop=STOP, **_):
+    def __call__(self, prompts: list[list[int]], n: int = 1, max_new_tokens: int | list[int] = 128, stop=STOP, **_):
         episodes = [self.episode(self._text(ids)) for ids in prompts]
-        return [[completion(self.tokenizer, text, max_new_tokens, stop)] for text in self.teacher.decide(episodes)]
+        return [[completion(self.tokenizer, text, limit, stop)]
+                for text, limit in zip(self.teacher.decide(episodes), per_prompt(max_new_tokens, prompts))]
 
 
 def teacher_search(teacher: Teacher, search):
