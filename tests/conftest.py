@@ -99,7 +99,6 @@ def tiny_model(toy_world, tmp_path_factory) -> Path:
     folder no test may write to: an 800-token tokenizer trained on `toy_world` (tags and ChatML
     markers single tokens), ~0.9M parameters. 800 is the size every learning threshold (SFT,
     DAPO, warm-up, chat) was measured on; the tokenizer, vLLM and veRL tests need no more."""
-    pytest.importorskip("transformers")
     from minisearch.agent.protocol import TAGS
     from minisearch.tiny.model import TinyModelConfig, init_model
 

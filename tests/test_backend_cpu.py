@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import peft  # noqa: F401  (a required dependency: a broken install fails here)
 import pytest
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("peft")
+import torch
 
 from minisearch.agent.backends.cpu import CpuBackend  # noqa: E402
 from minisearch.agent.protocol import STOP  # noqa: E402

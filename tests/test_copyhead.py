@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+import torch
+import transformers
 
 from minisearch.errors import UserError  # noqa: E402
 from minisearch.tiny.copyhead import LAYERS, freeze, heads_per_kv, plant, planted  # noqa: E402

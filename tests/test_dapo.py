@@ -6,9 +6,7 @@ import json
 import random
 
 import pytest
-
-torch = pytest.importorskip("torch")
-
+import torch
 from click.testing import CliRunner  # noqa: E402
 from conftest import adapter_weights, same_weights  # noqa: E402
 

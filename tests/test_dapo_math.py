@@ -6,8 +6,7 @@ import math
 import random
 
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch
 
 from minisearch.train.dapo_math import dapo_loss, group_advantages, informative  # noqa: E402
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-pytest.importorskip("transformers")
-
+import transformers  # noqa: F401  (a required dependency: a broken install fails here)
 from conftest import results_shown  # noqa: E402
 
 from minisearch.agent.rollout import RolloutConfig, ScriptedGenerator, prompt_ids, render, rollout  # noqa: E402

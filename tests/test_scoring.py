@@ -8,10 +8,9 @@ from __future__ import annotations
 import os
 import random
 
+import peft  # noqa: F401  (a required dependency: a broken install fails here)
 import pytest
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("peft")
+import torch
 
 from minisearch.agent.backends import Backend  # noqa: E402
 from minisearch.agent.backends.cpu import CpuBackend  # noqa: E402

@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-pytest.importorskip("transformers")
-
+import transformers  # noqa: F401  (a required dependency: a broken install fails here)
 from conftest import adapter_weights, same_weights  # noqa: E402
 
 from minisearch.agent.rollout import from_record, render, to_record  # noqa: E402

@@ -53,7 +53,6 @@ def test_a_run_without_eval_samples_says_what_to_do(tmp_path):
 
 
 def test_show_answers_the_examples_live(toy_run, tmp_path):
-    pytest.importorskip("transformers")
     root, world = toy_run
     make_run(tmp_path, model=str(root / "model"), index=str(root / "index"))
     (tmp_path / "run.json").write_text(json.dumps({"model": str(root / "model"), "index": str(root / "index")}))

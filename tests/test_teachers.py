@@ -6,9 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
-
-pytest.importorskip("transformers")
-
+import transformers  # noqa: F401  (a required dependency: a broken install fails here)
 from conftest import results_shown  # noqa: E402
 
 from minisearch.agent.protocol import parse_turn  # noqa: E402

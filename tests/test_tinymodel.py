@@ -6,9 +6,8 @@ import json
 from dataclasses import fields
 
 import pytest
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+import torch
+import transformers
 
 from minisearch.agent.protocol import TAGS  # noqa: E402
 from minisearch.errors import UserError  # noqa: E402

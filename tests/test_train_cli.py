@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
-pytest.importorskip("transformers")
-torch = pytest.importorskip("torch")
-
+import torch
+import transformers  # noqa: F401  (a required dependency: a broken install fails here)
 from click.testing import CliRunner  # noqa: E402
 from conftest import adapter_weights  # noqa: E402
 

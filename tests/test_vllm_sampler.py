@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = pytest.mark.vllm
 vllm = pytest.importorskip("vllm")
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402
 
 from minisearch.agent.backends.cpu import CpuBackend  # noqa: E402
 from minisearch.agent.backends.vllm_sampler import VllmSampler, before_engine  # noqa: E402

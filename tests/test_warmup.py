@@ -6,10 +6,8 @@ import json
 import random
 
 import pytest
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-
+import torch
+import transformers
 from click.testing import CliRunner  # noqa: E402
 
 from minisearch.cli import main  # noqa: E402
