@@ -121,7 +121,8 @@ def run(cfg: EvalConfig, echo=print) -> Path:
                     log.scalars(numbers(metrics, f"eval/{_slug(row)}/{_slug(name)}/"), 0)
                     cells.append(path)
                     bar.update()
-                    echo(f"eval {row} on {name}: " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
+                    shown = {k: v for k, v in metrics.items() if k != "by_depth"}  # by depth: in the table
+                    echo(f"eval {row} on {name}: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
         write_jsonl(tmp / "samples.jsonl", [s for p in cells for s in read_jsonl(p.with_suffix(".jsonl"))])
         result = {"setting": setting, "rows": rows}
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
