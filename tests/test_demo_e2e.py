@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 SMALL = ["world.size=300", "model.steps=60", "ramp.per_passage=1", "traj.limit=120", "sft.max_steps=12",
          "sft.save_steps=4", "dapo.steps=4", "dapo.save_every=2", "dapo.batch_tasks=2", "dapo.group=2",
-         "qa-traj.limit=40", "qa-sft.max_steps=4", "qa-alone.max_steps=4", "eval.limit=6"]
+         "dapo.val_tasks=8", "qa-traj.limit=40", "qa-sft.max_steps=4", "qa-alone.max_steps=4", "eval.limit=6"]
 
 
 def demo(out, kill_at: str | None = None) -> tuple[int, str]:

@@ -61,8 +61,8 @@ def test_the_micro_batched_loss_and_gradients_equal_the_models_own(toy_run, traj
     out = sft.batch_backward(backend, batch, targets, micro_tokens)
     assert out["loss"] == pytest.approx(full.item(), rel=1e-5)
     assert out["targets"] == targets and 0 <= out["hits"] <= targets
-    for p, g in zip(params, expected):
-        assert torch.allclose(p.grad, g, rtol=1e-4, atol=1e-6)
+    for p, g in zip(params, expected):  # float32 sums in another order: within 1e-5 of the gradient's scale
+        assert torch.allclose(p.grad, g, rtol=1e-4, atol=1e-5 * float(g.abs().max())), float((p.grad - g).abs().max())
 
 
 def test_labels_are_the_model_tokens_only(toy_env, trajectories):

@@ -19,8 +19,9 @@ from conftest import REALTEXT, RECIPES, greedy_trajectories
 pytestmark = pytest.mark.slow
 
 # The recipe's stage list at smoke size; the full settings are recipes/smollm2-cpu.yaml itself.
-SMOKE = ["traj.limit=160", "agents-traj.limit=8", "agents-traj.batch=8", "sft.max_steps=30", "sft.batch_size=4",
-         "dapo.steps=2", "dapo.batch_tasks=4", "dapo.promote_steps=1", "eval.limit=32"]
+SMOKE = ["traj.limit=160", "agents-traj.limit=8", "agents-traj.batch=8", "sft.max_steps=30",
+         "sft.batch_size=4", "dapo.steps=2", "dapo.batch_tasks=4", "dapo.promote_steps=1", "dapo.val_tasks=8",
+         "eval.limit=32"]
 
 
 @pytest.fixture(scope="module")

@@ -47,9 +47,13 @@ def next_planned(plan: list[dict], made: list[str], seen: str, title: str, maske
     see it (the title, in the masked paragraph, or in results so far); else None.
 
     >>> plan = [{"query": "Vethmora", "masks": ["Ostrivel"]}, {"query": "Ostrivel", "masks": ["1204"]}]
-    >>> next_planned(plan, [], "", "Vethmora", "Based in [mask], founded [mask]."), \
-    ...     next_planned(plan, ["Vethmora"], "Vethmora is in Ostrivel.", "Vethmora", "Based in [mask], founded [mask].")
-    ('Vethmora', 'Ostrivel')
+    >>> masked = "Based in [mask], founded [mask]."
+    >>> next_planned(plan, [], "", "Vethmora", masked)
+    'Vethmora'
+    >>> next_planned(plan, ["Vethmora"], "Vethmora is in Ostrivel.", "Vethmora", masked)
+    'Ostrivel'
+    >>> next_planned(plan, ["Vethmora"], "Vethmora lies on a river.", "Vethmora", masked) is None  # not shown
+    True
     """
     for step in plan:
         query = step["query"]
