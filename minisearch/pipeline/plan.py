@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from minisearch.errors import UserError
+from minisearch.pipeline.plantable import table
 from minisearch.pipeline.sizes import count_file, model_params
 from minisearch.pretrained import SOURCES
 
@@ -218,13 +219,11 @@ class Planner:
         n = min(cfg.passages or src.get("passages", 0), src.get("passages", 0))
         tries = n * cfg.per_passage
         mode = "none" if not cfg.index else cfg.recover
-        def rate(key):
-            return src.get(key, self.load[key])[mode]
-        tasks = tries * rate("ramp_tasks_per_try")
-        searches = 0 if not cfg.index else n * rate("ramp_searches_per_passage")
+        per_try, per_passage, needed = (src.get(key, self.load[key])[mode] if mode in self.load[key] else 0.0
+                                        for key in RAMP_KEYS)
+        tasks, searches = tries * per_try, n * per_passage
         self.flow[cfg.out] = {"tasks": tasks * (1 - cfg.dev_fraction), "dev": tasks * cfg.dev_fraction,
-                              "words": src.get("words", 100), "ramp": True,
-                              "searches": src.get("ramp_searches_needed", self.load["ramp_searches_needed"])[mode],
+                              "words": src.get("words", 100), "ramp": True, "searches": needed,
                               "k": sum((i + 1) * w for i, w in enumerate(cfg.k_weights)) / sum(cfg.k_weights)}
         cost.work = {"passages": n, "tasks": round(tasks), "searches": searches}
         cost.seconds = (src.get("passages", 0) / self.hw["items_s"]["corpus"] + self._items("ramp", n)
@@ -304,7 +303,9 @@ class Planner:
                         + trained / m["train_tokens_s"] + kept * total / m["prefill_tokens_s"]  # old log-probs
                         + self.search_s(cfg.index, rollouts * searches)
                         + self._eval_seconds(cfg, m, cfg.eval_limit, 2)
-                        + self._val_seconds(cfg, m, src))
+                        # validation checks: at the start, every val_every steps and at the last
+                        + self._rollouts(m, (1 + math.ceil(cfg.steps / cfg.val_every)) * cfg.val_tasks, src,
+                                         cfg.rollout, cfg.index)[0])
         cost.vram_gb = self.vram(m["params"], micro_tokens=cfg.micro_tokens,
                                  kv_tokens=cfg.batch_tasks * cfg.group * r.max_total_tokens) if not m["tiny"] else 0
         return cost
@@ -315,14 +316,6 @@ class Planner:
             return 0.0
         tasks = min(limit, self.source(cfg.eval_tasks).get("tasks", limit))
         return runs * self._rollouts(m, tasks, self.source(cfg.eval_tasks), cfg.rollout, cfg.index)[0]
-
-    def _val_seconds(self, cfg, m: dict, src: dict) -> float:
-        """DAPO's validation checks: `val_tasks` greedy rollouts at the start, every `val_every`
-        steps and at the last."""
-        if not cfg.val_tasks:
-            return 0.0
-        checks = 1 + cfg.steps // cfg.val_every + (cfg.steps % cfg.val_every > 0)
-        return self._rollouts(m, checks * cfg.val_tasks, src, cfg.rollout, cfg.index)[0]
 
     def _rollouts(self, m: dict, n: float, src: dict, r, index, capped: int | None = None,
                   one_turn: bool = False) -> tuple[float, float]:
@@ -376,34 +369,6 @@ class Planner:
         return gb + kv_tokens * 28_672 * size ** 0.5 / GB
 
 
-def table(costs: list[Cost], hardware: str) -> str:
-    """The stage table and the `total: H.H h` line."""
-    hw = profiles()["profiles"][hardware]
-    total = sum(c.seconds for c in costs)
-    lines = [f"plan on {hardware}: {hw['device']}",
-             f"{'stage':<16} {'kind':<10} {'time':>8} {'share':>6} {'RAM GB':>7} {'VRAM GB':>8} {'disk GB':>8}  work"]
-    for c in costs:
-        work = ", ".join(f"{k.replace('_', ' ')} {_num(v)}" for k, v in c.work.items())
-        lines.append(f"{c.stage:<16} {c.kind:<10} {_dur(c.seconds):>8} {c.seconds / total if total else 0:>6.0%} "
-                     f"{c.ram_gb:>7.1f} {c.vram_gb:>8.1f} {c.disk_gb:>8.1f}  {work}"
-                     + (f"  [{c.note}]" if c.note else ""))
-    peak_vram = max(c.vram_gb for c in costs)
-    lines.append(f"peak RAM {max(c.ram_gb for c in costs):.1f} GB of {hw['ram_gb']}, VRAM {peak_vram:.1f} GB of "
-                 f"{hw['vram_gb']}, disk {sum(c.disk_gb for c in costs):.1f} GB")
-    lines.append(f"total: {total / 3600:.1f} h")
-    return "\n".join(lines)
-
-
-def _dur(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    return f"{seconds / 60:.0f}m" if seconds < 7200 else f"{seconds / 3600:.1f}h"
-
-
-def _num(v: float) -> str:
-    return f"{v / 1e9:.1f}B" if v >= 1e9 else f"{v / 1e6:.1f}M" if v >= 1e6 else f"{v:,.0f}"
-
-
 def plan_recipe(path: str, sets: list[str], hardware: str) -> tuple[list[Cost], str]:
     """The costs and the printed table of a recipe on a profile (nothing runs)."""
     from minisearch.pipeline.recipe import read_recipe
@@ -411,4 +376,4 @@ def plan_recipe(path: str, sets: list[str], hardware: str) -> tuple[list[Cost], 
 
     _, stages = plan(read_recipe(path, sets))
     costs = Planner(hardware, stages).plan()
-    return costs, table(costs, hardware)
+    return costs, table(costs, hardware, profiles()["profiles"][hardware])
