@@ -57,9 +57,10 @@ def tiny(toy_run):
     return perturbed(CpuBackend(toy_run[0] / "model", lora_rank=4))
 
 
-def assert_close_grads(params, expected, tol: float = 1e-5):
-    """Each gradient within `tol` of the reference, relative to the reference's norm (float32
-    sums in another order differ in the last bits of the small entries)."""
+def assert_close_grads(params, expected, tol: float = 1e-4):
+    """Each gradient within `tol` of the reference, relative to the reference's norm. Float32 sums
+    in another order differ in the last bits: CI measured 1.5e-5 on the embedding matrix, whose
+    gradient is a sum over every position; a wrong chunk boundary or a lost row is off by O(1)."""
     for p, g in zip(params, expected):
         err = float((p.grad - g).norm() / g.norm().clamp(min=1e-12))
         assert err < tol, (tuple(p.shape), err)
