@@ -3,14 +3,22 @@
     backend = CpuBackend("runs/demo/model", lora_rank=8)
     outs = backend.generate([prompt_ids], n=4, max_new_tokens=64, stop=["</search>", "</answer>"])
 
-Sampling is batched `generate` with left padding; a row stops at the end-of-turn token or at
-the first stop string (the stop string is kept). The log-probs are those of the sampling
-distribution (after temperature and top-p), read from the scores `generate` returns.
+Sampling is `sampler.CachedSampler` (`sampler="cached"`, the default): each trajectory's keys
+and values kept across its turns, a group's prompt read once, stops checked per token. It reads
+the live model (LoRA unmerged, so always current) or, sampling in bfloat16 (`sample_dtype`:
+"auto" is bfloat16 on a CPU with native bf16 instructions for a pretrained model, the model's
+own dtype for the tiny model), a merged bf16 copy made again whenever a trainable weight
+changed. `sampler="hf"` is transformers' `generate`, batched with left padding (the reference
+the cached sampler is tested against). Either way a row stops at the end-of-turn token or at the
+first stop string (kept), and the log-probs are those of the distribution sampled from (after
+temperature and top-p).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import copy
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -18,6 +26,7 @@ from transformers.utils import logging as hf_logging
 
 from minisearch.agent.backends import Backend, Completion, free_memory, per_prompt
 from minisearch.agent.backends.adapters import check_adapter, read_adapter
+from minisearch.agent.backends.sampler import CachedSampler, weights_version
 from minisearch.agent.protocol import TAGS
 from minisearch.errors import UserError
 from minisearch.tiny.model import tiny_model_info
@@ -28,7 +37,7 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 class CpuBackend(Backend):
     def __init__(self, model: str | Path, adapter: str | Path | None = None, lora_rank: int = 0,
                  device: str = "cpu", dtype: torch.dtype = torch.float32, train_embeddings: bool | None = None,
-                 lora_only: bool = False):
+                 lora_only: bool = False, sampler: str = "cached", sample_dtype: str = "auto"):
         hf_logging.disable_progress_bar()  # a bar per model load would clutter chat and stage logs
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(model))
@@ -44,6 +53,13 @@ class CpuBackend(Backend):
         self.lora_only = lora_only  # no embedding rows in the adapter: vLLM serves LoRA A/B only
         self.source, self.device, self.dtype, self.train_embeddings = model, device, dtype, train_embeddings
         self.lora_rank = lora_rank
+        if sampler not in SAMPLERS:
+            raise UserError(f"unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
+        self.sampler = sampler
+        self.sample_dtype = _sample_dtype(sample_dtype, dtype, bool(tiny_model_info(model)), device)
+        self._cached: CachedSampler | None = None
+        self._copy, self._copy_of = None, None  # the bf16 sampling copy, and the weights it was made from
+        self._loads = 0
         self.model = self._load(adapter, lora_rank)
 
     def _load(self, adapter, rank):
@@ -54,17 +70,20 @@ class CpuBackend(Backend):
             raise _not_a_model(self.source, e) from e
         rows = [] if self.lora_only else tag_token_ids(self.tokenizer)
         model = _with_lora(base, adapter, rank, rows, self.train_embeddings)
+        self._loads += 1  # a new model object: any sampling copy and stored prefix is stale
         return model.to(self.device)
 
     def use_adapter(self, adapter: str | Path | None) -> None:
         """Score and sample with the adapter at `adapter` (None: the bare base) from now on.
         On the CPU the base is read again: small, and no engine holds it."""
+        self._drop_sampling()
         self.model = None
         free_memory()
         self.model = self._load(adapter, 0)
 
     def reset_adapter(self, seed: int) -> None:
         """A fresh LoRA of the backend's rank, initialised from `seed`, in place of the current one."""
+        self._drop_sampling()
         self.model = None
         free_memory()
         torch.manual_seed(seed)
@@ -74,12 +93,53 @@ class CpuBackend(Backend):
     def eos_id(self) -> int:
         return self.tokenizer.eos_token_id
 
-    @torch.no_grad()
+    def sync_lora(self) -> None:
+        """The weights changed: the sampler's stored keys and values are given back now (they
+        would be dropped at its next call anyway: it checks the weights' versions)."""
+        if self._cached is not None:
+            self._cached.forget()
+
+    def close(self) -> None:
+        self._drop_sampling()
+        super().close()
+
+    def _drop_sampling(self) -> None:
+        """Let go of the sampler and its copy (before the model they read is replaced or freed)."""
+        self._cached = self._copy = None
+
+    def _policy(self):
+        """What samples: the live model, or a merged copy of it in `sample_dtype`, made again
+        when a trainable weight changed since (an optimiser step) or another model was loaded."""
+        if self.sample_dtype == self.dtype:
+            return self.model
+        version = (self._loads, weights_version(self.model))
+        if self._copy is None or self._copy_of != version:
+            self._copy = None  # the sampler still holds the old copy until `use` hands it the new one
+            live = copy.deepcopy(self.model)
+            with torch.no_grad():
+                merged = live.merge_and_unload() if hasattr(live, "merge_and_unload") else live
+            self._copy = merged.to(self.sample_dtype).eval().requires_grad_(False)
+            self._copy_of = version
+        return self._copy
+
     def generate(self, prompts: list[list[int]], n: int = 1, max_new_tokens: int | list[int] = 128,
                  temperature: float = 1.0, top_p: float = 1.0, stop: list[str] | tuple[str, ...] = (),
                  batch_size: int = 16) -> list[list[Completion]]:
         """n continuations of each prompt (a list of token ids), each at most its own
-        `max_new_tokens` long (one int for all, or one per prompt)."""
+        `max_new_tokens` long (one int for all, or one per prompt); `batch_size`: rows of one
+        HF `generate` call (the cached sampler decodes up to 64 rows together)."""
+        if self.sampler == "hf":
+            return self._hf_generate(prompts, n, max_new_tokens, temperature, top_p, stop, batch_size)
+        policy = self._policy()
+        if self._cached is None:
+            self._cached = CachedSampler(policy, self.tokenizer)
+        elif self._cached.model is not policy:
+            self._cached.use(policy)
+        return self._cached.generate(prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
+                                     top_p=top_p, stop=stop)
+
+    @torch.no_grad()
+    def _hf_generate(self, prompts, n, max_new_tokens, temperature, top_p, stop, batch_size):
         self.model.eval()
         limits = per_prompt(max_new_tokens, prompts)
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
@@ -137,6 +197,33 @@ class CpuBackend(Backend):
             raise UserError("this backend has no LoRA adapter to save (load it with lora_rank > 0)")
         self.model.save_pretrained(str(path))
         return Path(path)
+
+
+SAMPLERS = ("cached", "hf")
+SAMPLE_DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512_BF16 or AMX): bf16 matmuls are then ~3x
+    fp32's (docs/results.md); without them torch emulates bf16, slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _sample_dtype(name: str, dtype: torch.dtype, tiny: bool, device: str) -> torch.dtype:
+    """The dtype sampling computes in. "auto": bfloat16 for a pretrained model on a CPU with native
+    bf16, else the model's own. The tiny model stays in its dtype: its size makes it overhead-bound
+    (bf16 buys nothing) and its planted copy head's sharp attention is tuned in float32."""
+    if name not in SAMPLE_DTYPES:
+        raise UserError(f"unknown sample_dtype {name!r}: choose one of {', '.join(SAMPLE_DTYPES)}")
+    if name != "auto":
+        return SAMPLE_DTYPES[name]
+    if tiny or dtype != torch.float32 or device != "cpu" or not cpu_has_bf16():
+        return dtype
+    return torch.bfloat16
 
 
 def _not_a_model(model, e: OSError) -> UserError:

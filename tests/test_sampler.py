@@ -1,0 +1,163 @@
+"""The cached multi-turn sampler (`backends/sampler.py`) against transformers' `generate` and the
+teacher-forced scorer: greedy turns equal token for token over multi-turn contexts with a LoRA
+(tiny model and SmolLM2), sampled log-probs equal the scoring pass, temperature and top-p sample
+the distribution `generate` samples, each turn prefills only its new tokens and a group's prompt
+once, and a weight update is seen at the next call (live model and bf16 merged copy)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from minisearch.agent.backends.cpu import CpuBackend
+from minisearch.agent.backends.sampler import _warpers
+from minisearch.agent.protocol import STOP
+from minisearch.agent.rollout import prompt_ids
+
+INFO = "\n<information>Doc 1 (Title: Ostrivel) Ostrivel is a city on the Velkaran River.</information>\n"
+
+
+def perturb(backend, scale: float = 0.05, seed: int = 0):
+    """LoRA B starts at zero: move every trainable weight so the adapter counts."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in backend.model.parameters():
+            if p.requires_grad:
+                p.add_(scale * torch.randn_like(p))
+    return backend
+
+
+@pytest.fixture(scope="module")
+def pair(tiny_model, tmp_path_factory):
+    """(HF generate backend, cached-sampler backend) on the same perturbed LoRA of the tiny model."""
+    hf = perturb(CpuBackend(tiny_model, lora_rank=4, sampler="hf"))
+    adapter = hf.save_adapter(tmp_path_factory.mktemp("lora") / "adapter")
+    return hf, CpuBackend(tiny_model, adapter=adapter)
+
+
+def turns(a, b, prompts, n_turns: int, stop, max_new_tokens=24):
+    """Run both generators greedily over `n_turns` turns, each next prompt being the last one, a's
+    completion and a tool block (as the rollout loop builds them); yield each turn's pair of outputs."""
+    info = a.tokenizer(INFO, add_special_tokens=False)["input_ids"]
+    for _ in range(n_turns):
+        want = a.generate(prompts, n=1, max_new_tokens=max_new_tokens, temperature=0, stop=stop)
+        got = b.generate(prompts, n=1, max_new_tokens=max_new_tokens, temperature=0, stop=stop)
+        yield want, got
+        prompts = [p + w[0].token_ids + info for p, w in zip(prompts, want)]
+
+
+def test_greedy_multi_turn_equals_hf_generate_token_for_token(pair, toy_world):
+    hf, cached = pair
+    prompts = [prompt_ids(hf.tokenizer, t, 4)[0] for t in toy_world.qa["train"][:24]]
+    first = hf.generate(prompts[:1], max_new_tokens=12, temperature=0)[0][0]
+    stop = list(STOP) + [hf.tokenizer.decode(first.token_ids[6:8])]  # a stop string of two tokens it writes
+    ends = set()
+    for want, got in turns(hf, cached, prompts, 3, stop):
+        for w, g in zip(want, got):
+            assert g[0].token_ids == w[0].token_ids
+            assert g[0].text == w[0].text and g[0].finish == w[0].finish
+            assert max(abs(x - y) for x, y in zip(w[0].logprobs, g[0].logprobs)) < 1e-4
+            ends.add(g[0].finish)
+    assert ends == {"stop", "length"}  # both ways a turn ends were compared
+
+
+def test_sampled_logprobs_equal_the_scoring_pass(pair, toy_world):
+    _, cached = pair
+    prompts = [prompt_ids(cached.tokenizer, t, 4)[0] for t in toy_world.qa["train"][:8]]
+    torch.manual_seed(1)
+    outs = cached.generate(prompts, n=2, max_new_tokens=20, temperature=1.0, stop=list(STOP))
+    seqs = [p + c.token_ids for p, cs in zip(prompts, outs) for c in cs]
+    scored = cached.token_logprobs(seqs)
+    for (p, cs), i in zip(zip(prompts, outs), range(0, len(seqs), 2)):
+        for j, c in enumerate(cs):
+            teacher = scored[i + j][len(p) - 1:]
+            assert torch.allclose(torch.tensor(c.logprobs), teacher, atol=1e-4)
+
+
+@pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.7, 0.9)])
+def test_temperature_and_top_p_sample_the_warped_distribution(tiny_model, toy_world, temperature, top_p):
+    """4,000 first tokens of one prompt against the exact distribution that transformers' warpers
+    give: nothing outside the top-p nucleus, every token of probability >= 0.5% within 4.5 sigma.
+    The untrained model's next-token distribution is nearly flat: its final norm is scaled up 4x,
+    so one token has ~12% and a dozen ~0.7% (one model gives the exact distribution and the samples)."""
+    backend = CpuBackend(tiny_model)
+    with torch.no_grad():
+        backend.model.model.norm.weight.mul_(4.0)
+    prompt = prompt_ids(backend.tokenizer, toy_world.qa["train"][0], 4)[0]
+    with torch.no_grad():
+        logits = backend.model(input_ids=torch.tensor([prompt])).logits[:, -1].float()
+    for w in _warpers(temperature, top_p) or []:
+        logits = w(None, logits)
+    exact = torch.softmax(logits, -1)[0]
+    draws = 4000
+    torch.manual_seed(2)
+    outs = backend.generate([prompt], n=draws, max_new_tokens=1, temperature=temperature, top_p=top_p)[0]
+    counts = torch.bincount(torch.tensor([c.token_ids[0] for c in outs]), minlength=exact.numel()).double()
+    assert counts[exact == 0].sum() == 0
+    common = exact >= 0.005
+    assert common.sum() >= 5, "the prompt's distribution is too flat to test"
+    p, f = exact[common].double(), counts[common] / draws
+    assert torch.all((f - p).abs() < 4.5 * torch.sqrt(p * (1 - p) / draws)), (f, p)
+
+
+class Counting:
+    """Counts the token positions a model is run on (a forward hook)."""
+
+    def __init__(self, model):
+        self.tokens = 0
+        model.register_forward_hook(self._count, with_kwargs=True)
+
+    def _count(self, module, args, kwargs, out):
+        self.tokens += kwargs["input_ids"].numel()
+
+
+def test_each_turn_prefills_only_its_new_tokens_and_a_group_its_prompt_once(tiny_model, toy_world):
+    backend = CpuBackend(tiny_model)
+    count = Counting(backend.model)
+    prompt = prompt_ids(backend.tokenizer, toy_world.qa["train"][1], 4)[0]
+    group = backend.generate([prompt], n=4, max_new_tokens=6, temperature=1.0)[0]
+    assert count.tokens == len(prompt) - 1 + 4 * 6  # the prompt once, then one token a row a step
+    info = backend.tokenizer(INFO, add_special_tokens=False)["input_ids"]
+    count.tokens = 0
+    nexts = [prompt + c.token_ids + info for c in group]
+    again = backend.generate(nexts, n=1, max_new_tokens=5, temperature=0)
+    assert count.tokens == sum(len(info) + 5 for _ in group)  # the last token of each turn, then the block
+    fresh = CpuBackend(tiny_model, sampler="hf").generate(nexts, n=1, max_new_tokens=5, temperature=0)
+    assert [a[0].token_ids for a in again] == [f[0].token_ids for f in fresh]
+
+
+@pytest.mark.parametrize("sample_dtype", ["float32", "bfloat16"])
+def test_an_optimiser_step_is_seen_at_the_next_call(tiny_model, toy_world, sample_dtype, tmp_path):
+    """The stored keys and values (and the bf16 merged copy) belong to the old weights: after a step
+    the sampler must answer as a backend freshly loaded with the new adapter does."""
+    backend = perturb(CpuBackend(tiny_model, lora_rank=4, sample_dtype=sample_dtype))
+    prompts = [prompt_ids(backend.tokenizer, t, 4)[0] for t in toy_world.qa["train"][:6]]
+    before = backend.generate(prompts, max_new_tokens=16, temperature=0)
+    nexts = [p + b[0].token_ids for p, b in zip(prompts, before)]
+    with torch.no_grad():  # what an optimiser step does: an in-place write to the trainable weights
+        for p in backend.model.parameters():
+            if p.requires_grad:
+                p.mul_(-1.5)
+    after = backend.generate(nexts, max_new_tokens=16, temperature=0)
+    fresh = CpuBackend(tiny_model, adapter=backend.save_adapter(tmp_path / "a"), sample_dtype=sample_dtype)
+    want = fresh.generate(nexts, max_new_tokens=16, temperature=0)
+    assert [a[0].token_ids for a in after] == [w[0].token_ids for w in want]
+    stale = CpuBackend(tiny_model, adapter=None, sample_dtype=sample_dtype)
+    assert [s[0].token_ids for s in stale.generate(nexts, max_new_tokens=16, temperature=0)] != \
+        [w[0].token_ids for w in want]  # the update changes what is sampled: the test can fail
+
+
+def test_bf16_sampling_drift_is_small(tiny_model, toy_world):
+    """bf16 sampling (the default for a pretrained model on a CPU with native bf16) follows the fp32
+    policy closely: its sampled tokens' fp32 log-probs are within a few hundredths of its own."""
+    backend = perturb(CpuBackend(tiny_model, lora_rank=4, sample_dtype="bfloat16"))
+    prompts = [prompt_ids(backend.tokenizer, t, 4)[0] for t in toy_world.qa["train"][:8]]
+    torch.manual_seed(3)
+    outs = [c for cs in backend.generate(prompts, n=2, max_new_tokens=16, temperature=1.0) for c in cs]
+    seqs = [prompts[i // 2] + c.token_ids for i, c in enumerate(outs)]
+    scored = backend.token_logprobs(seqs)
+    gaps = [abs(x - float(y)) for i, c in enumerate(outs)
+            for x, y in zip(c.logprobs, scored[i][len(prompts[i // 2]) - 1:])]
+    assert sum(gaps) / len(gaps) < 0.05 and math.isfinite(max(gaps))
