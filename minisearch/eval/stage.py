@@ -27,7 +27,7 @@ from minisearch.agent.rollout import RolloutConfig, prompt_ids
 from minisearch.eval.evaluate import evaluate
 from minisearch.eval.qasets import load_set
 from minisearch.jsonl import read_jsonl, write_jsonl
-from minisearch.pipeline.rundir import stage_folder
+from minisearch.rundir import stage_folder
 from minisearch.settings import SettingError, Settings, setting
 from minisearch.steplog import StepLog, numbers
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from minisearch.agent.protocol import STOP, TAGS, system_prompt
-from minisearch.pipeline.rundir import run_relative
+from minisearch.rundir import run_relative
 
 ADAPTER_KINDS = ("sft", "dapo")
 # Licenses of the bases the shipped recipes name, as the Hub spells them (their model cards say so).

@@ -32,7 +32,7 @@ import yaml
 from minisearch.errors import UserError
 from minisearch.pipeline.preflight import check_needs
 from minisearch.pipeline.recipe import build, nearest, read_recipe
-from minisearch.pipeline.rundir import is_complete, read_done, run_relative
+from minisearch.rundir import is_complete, read_done, run_relative
 from minisearch.settings import path_fields
 from minisearch.steplog import reporting, trackers
 

@@ -44,10 +44,10 @@ from minisearch.agent.protocol import MASK, ramp_question
 from minisearch.data.corpus import iter_passages
 from minisearch.errors import UserError
 from minisearch.jsonl import write_jsonl
-from minisearch.pipeline.rundir import stage_folder
 from minisearch.ramp.plan import plan_queries, reach_of, reachable, search_plan
 from minisearch.ramp.spanfinder import find_spans
 from minisearch.records import make_qa, split_contents
+from minisearch.rundir import stage_folder
 from minisearch.settings import SettingError, Settings, setting
 
 RECOVER = ("span", "title", "plan")
@@ -273,7 +273,7 @@ def depth_table(tasks: list[dict]) -> dict:
 
 def corpus_size(corpus: str) -> int | None:
     """The passages of a corpus stage folder (its done.json), for the progress bar; None if unknown."""
-    from minisearch.pipeline.rundir import read_done
+    from minisearch.rundir import read_done
 
     done = read_done(corpus) if Path(corpus).is_dir() else None
     return done["counts"].get("passages") if done else None

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from minisearch.data.corpus import iter_passages
 from minisearch.errors import UserError
-from minisearch.pipeline.rundir import stage_folder
+from minisearch.rundir import stage_folder
 from minisearch.settings import Settings, setting
 from minisearch.steplog import StepLog
 from minisearch.tiny.copyhead import freeze

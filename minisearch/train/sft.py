@@ -33,7 +33,7 @@ from minisearch.agent.backends import BACKENDS
 from minisearch.agent.rollout import RolloutConfig, from_record, render
 from minisearch.errors import UserError
 from minisearch.jsonl import read_jsonl, write_jsonl
-from minisearch.pipeline.rundir import stage_folder
+from minisearch.rundir import stage_folder
 from minisearch.settings import SettingError, Settings, setting
 from minisearch.steplog import StepLog, numbers
 
