@@ -196,8 +196,8 @@ def show(run_dir, count):
     from pathlib import Path
 
     from minisearch.agent.chat import Agent, ChatConfig, printer, resolve
-    from minisearch.eval.metrics import exact_match
     from minisearch.eval.show import held_out
+    from minisearch.metrics import exact_match
 
     tally, examples = held_out(Path(run_dir), count)
     click.echo("\n".join(tally))

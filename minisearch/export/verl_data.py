@@ -31,8 +31,8 @@ from pathlib import Path
 
 from minisearch.agent.protocol import task_messages
 from minisearch.errors import UserError
-from minisearch.eval.metrics import is_ramp
 from minisearch.jsonl import read_jsonl
+from minisearch.metrics import is_ramp
 from minisearch.rundir import stage_folder
 from minisearch.settings import Settings, setting
 from minisearch.train.curriculum import mask_count

@@ -40,13 +40,13 @@ from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
 
-from minisearch.agent.protocol import MASK, ramp_question
+from minisearch.agent.protocol import ramp_question
 from minisearch.data.corpus import iter_passages
 from minisearch.errors import UserError
 from minisearch.jsonl import write_jsonl
 from minisearch.ramp.plan import plan_queries, reach_of, reachable, search_plan
 from minisearch.ramp.spanfinder import find_spans
-from minisearch.records import make_qa, split_contents
+from minisearch.records import MASK, make_qa, split_contents
 from minisearch.rundir import stage_folder
 from minisearch.settings import SettingError, Settings, setting
 
