@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from minisearch.pipeline.plan import Planner  # noqa: E402
-from minisearch.pipeline.runner import run_stages  # noqa: E402
+from minisearch.pipeline.stages import run_stages  # noqa: E402
 from minisearch.rundir import read_done  # noqa: E402
 
 

@@ -9,7 +9,7 @@ from minisearch.agent.rollout import RolloutConfig
 from minisearch.errors import UserError
 from minisearch.eval.stage import EvalConfig
 from minisearch.pipeline.recipe import apply_set, build, coerce, read_recipe
-from minisearch.pipeline.runner import plan
+from minisearch.pipeline.stages import plan
 from minisearch.train.sft import SftConfig
 
 

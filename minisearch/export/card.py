@@ -69,8 +69,7 @@ def adapter_stages(stages) -> list:
 
 def adapter_stage(stages, name: str, root: Path):
     """The stage `name` of the run at `root`, which must have trained an adapter (and finished)."""
-    from minisearch.errors import UserError
-    from minisearch.pipeline.recipe import nearest
+    from minisearch.errors import UserError, nearest
 
     names = [s.name for s in adapter_stages(stages)]
     stage = next((s for s in adapter_stages(stages) if s.name == name), None)
