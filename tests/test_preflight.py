@@ -7,7 +7,7 @@ import importlib.util
 
 import pytest
 from click.testing import CliRunner
-from conftest import RECIPES
+from helpers import RECIPES
 
 from minisearch.cli import main
 from minisearch.errors import UserError

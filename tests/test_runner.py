@@ -4,7 +4,7 @@ killed run resumes with nothing completed lost, and the report is built at the e
 import textwrap
 
 import pytest
-from conftest import RECIPES
+from helpers import RECIPES
 
 from minisearch.errors import UserError
 from minisearch.pipeline.runner import run_recipe

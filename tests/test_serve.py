@@ -23,7 +23,7 @@ LIMITS = Limits(max_body=20_000, max_queries=8, max_query_chars=300, max_topk=10
 @pytest.fixture(scope="module", params=["whoosh", "bm25s"])
 def served(request, tmp_path_factory):
     """(index folder, URL of a live server over it)."""
-    from conftest import PASSAGES
+    from helpers import PASSAGES
 
     folder = tmp_path_factory.mktemp(request.param) / "idx"
     build_index(PASSAGES, folder, backend=request.param)

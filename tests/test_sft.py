@@ -7,7 +7,7 @@ import json
 
 import pytest
 import transformers  # noqa: F401  (a required dependency: a broken install fails here)
-from conftest import adapter_weights, same_weights  # noqa: E402
+from helpers import adapter_weights, same_weights  # noqa: E402
 
 from minisearch.agent.rollout import from_record, render, to_record  # noqa: E402
 from minisearch.errors import UserError  # noqa: E402
@@ -44,7 +44,7 @@ def test_the_micro_batched_loss_and_gradients_equal_the_models_own(toy_run, traj
 
     from minisearch.agent.backends.cpu import CpuBackend
 
-    backend = CpuBackend(toy_run[0] / "model", lora_rank=4)
+    backend = CpuBackend(toy_run.root / "model", lora_rank=4)
     torch.manual_seed(0)
     with torch.no_grad():
         for p in backend.model.parameters():
@@ -83,7 +83,7 @@ def test_labels_are_the_model_tokens_only(toy_env, trajectories):
 
 def config(toy_run, data, out, **kw):
     defaults = dict(lora_rank=8, lr=5e-3, max_steps=8, batch_size=4, save_steps=4, seed=0)
-    return sft.SftConfig(data=str(data), model=str(toy_run[0] / "model"), out=str(out), **{**defaults, **kw})
+    return sft.SftConfig(data=str(data), model=str(toy_run.root / "model"), out=str(out), **{**defaults, **kw})
 
 
 def test_sft_lowers_the_loss_and_changes_the_adapter(toy_run, trajectories, tmp_path):
