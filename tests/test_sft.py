@@ -141,6 +141,13 @@ def test_missing_data_says_how_to_make_it(toy_run, trajectories, tmp_path):
         sft.run(config(toy_run, trajectories, tmp_path / "out", eval_tasks=str(trajectories)))
 
 
+def test_warmup_ratio_is_a_share_below_one(toy_run, tmp_path):
+    """transformers reads warmup_steps >= 1 as a step count: a ratio of 1 or more is refused."""
+    assert config(toy_run, tmp_path, tmp_path / "out", warmup_ratio=0.5).warmup_ratio == 0.5
+    with pytest.raises(UserError, match="warmup_ratio=1.5: a share of the steps, below 1"):
+        config(toy_run, tmp_path, tmp_path / "out", warmup_ratio=1.5)
+
+
 def test_data_may_list_several_trajectory_sources(tmp_path):
     write_jsonl(tmp_path / "ramp" / "round-0.jsonl", [{"task_id": "r0"}])
     write_jsonl(tmp_path / "ramp" / "round-1.jsonl", [{"task_id": "r1"}])

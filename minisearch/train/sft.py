@@ -69,6 +69,8 @@ class SftConfig(Settings):
     rollout: RolloutConfig = setting(RolloutConfig(temperature=0.0))
 
     def validate(self):
+        if self.warmup_ratio >= 1:  # transformers' warmup_steps reads a value below 1 as a share, 1 and up as steps
+            raise SettingError(f"warmup_ratio={self.warmup_ratio}: a share of the steps, below 1 (0.05: the first 5%)")
         if self.eval_tasks and not self.index:
             raise SettingError("a held-out evaluation needs the index to search: --eval-tasks FILE --index DIR")
 
