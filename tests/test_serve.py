@@ -81,6 +81,8 @@ def test_health_names_the_index(served):
     (json.dumps({"queries": ["a"], "return_scores": "yes"}).encode(), 400, "return_scores"),
     (json.dumps({"queries": ["a"], "exclude_ids": [["p1"], ["p2"]]}).encode(), 400, "exclude_ids"),
     (b"x" * 30_000, 413, "at most 20000"),
+    (b'{"queries": ' + b"[" * 9_000 + b"]" * 9_000 + b"}", 400, "nests too deep"),  # under the body limit
+    (b"[" * 10_000, 400, "nests too deep"),
 ])
 def test_bad_requests_get_a_4xx_and_the_server_stays_up(served, body, status, says):
     _, url = served
