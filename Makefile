@@ -1,7 +1,9 @@
-# minisearch: the whole pipeline reads top to bottom here.
+# minisearch: the entry points. The pipeline's stages, in order, are a recipe (recipes/demo.yaml);
+# the targets below install, test, run recipes and benchmark.
 #   make demo             the loop on a laptop CPU: toy world, tiny model (minutes)
-#   make test             the tests (hermetic, CPU, a few minutes)
+#   make test             the tests (hermetic, CPU, a few minutes); make lint: ruff
 #   make recipe-qwen1.5b  the real run on one GPU (needs `make install-gpu` and internet)
+#   make bench            the speed benchmarks (bench/README.md sorts bench/)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -81,7 +83,7 @@ test-verl:
 # carried by a PyPI package's data file; read as data, never imported.
 data: $(DATA)
 $(DATA): | install
-	$(BIN)/python bench/realtext.py --out $(DATA)
+	$(BIN)/python scripts/realtext.py --out $(DATA)
 
 # The whole loop on the CPU: recipes/demo.yaml through the recipe runner (a rerun skips the
 # stages that are complete; a killed run resumes). Ends with the stage-by-stage table
@@ -115,8 +117,16 @@ recipe-smollm2: install data
 	$(M) run recipes/smollm2-cpu.yaml
 	@echo "Chat with it: $(M) chat --run runs/smollm2-cpu"
 
-bench: install data
+# The speed benchmarks (bench/README.md), each at its default size; not the calibrations, which
+# rewrite checked-in figures. sft_step times the demo's own model and trajectories, so the demo runs
+# first (a finished one is skipped). memory.py alone takes ~14 minutes on 2 cores.
+bench: install data demo
 	$(BIN)/python bench/retrieval.py
+	$(BIN)/python bench/rollout.py
+	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/index_scale.py
+	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/sft_step.py --model $(DEMO)/model --traj $(DEMO)/traj/round-0.jsonl
 
 lint: install
 	$(BIN)/ruff check minisearch tests bench scripts

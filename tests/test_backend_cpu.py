@@ -13,7 +13,7 @@ from minisearch.errors import UserError  # noqa: E402
 
 @pytest.fixture(scope="module")
 def model_dir(toy_run):
-    return toy_run[0] / "model"
+    return toy_run.root / "model"
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ GIB = 2**30
 def test_close_drops_every_engine_reference_unsloth_sets(toy_run):
     """Unsloth sets the engine on the causal LM and copies it to the PeftModel; partials and bound
     methods of it sit beside. After `drop_engine_refs` no module of the model holds any."""
-    backend = CpuBackend(toy_run[0] / "model", lora_rank=4)
+    backend = CpuBackend(toy_run.root / "model", lora_rank=4)
     engine = object()
     lm = backend._causal_lm()
     for holder in (backend.model, lm, lm.model):

@@ -10,8 +10,8 @@ import pytest
 bm25s = pytest.importorskip("bm25s")
 
 from minisearch.search import build_index, open_searcher  # noqa: E402
-from minisearch.search.bm25s_backend import Analyzer  # noqa: E402
 from minisearch.search.bm25s_build import build  # noqa: E402
+from minisearch.search.bm25s_terms import Analyzer  # noqa: E402
 
 
 def reference(passages, folder):

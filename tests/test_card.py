@@ -12,7 +12,7 @@ from minisearch.agent.protocol import STOP
 from minisearch.cli import main
 from minisearch.errors import UserError
 from minisearch.export.card import base_of, card_text
-from minisearch.pipeline.runner import run_stages
+from minisearch.pipeline.stages import run_stages
 
 
 def test_each_adapter_folder_holds_a_card_with_its_base_and_eval_rows(finished_run):

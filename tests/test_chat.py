@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import transformers  # noqa: F401  (a required dependency: a broken install fails here)
 from click.testing import CliRunner  # noqa: E402
-from conftest import results_shown  # noqa: E402
+from helpers import results_shown  # noqa: E402
 
 from minisearch.agent.chat import Agent, ChatConfig, repl, resolve  # noqa: E402
 from minisearch.agent.rollout import ScriptedGenerator  # noqa: E402
@@ -136,7 +136,8 @@ def trained_run(toy_env, tmp_path_factory):
 
 def test_chat_in_a_terminal(trained_run):
     """Driven as a user would: a question, its search with the titles found, the answer, Ctrl-C, Ctrl-D."""
-    pexpect = pytest.importorskip("pexpect")
+    import pexpect
+
     root, records = trained_run
     taught = records[0]
     cmd = str(Path(sys.executable).with_name("minisearch"))

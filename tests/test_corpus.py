@@ -12,7 +12,7 @@ from minisearch.cli import main
 from minisearch.data.corpus import CorpusConfig, CorpusReport, iter_passages, run
 from minisearch.errors import UserError
 from minisearch.jsonl import read_jsonl
-from minisearch.pipeline.rundir import read_done
+from minisearch.rundir import read_done
 
 BAD_JSONL = "\n".join([
     json.dumps({"id": "a", "contents": "Alpha\nThe first passage."}),

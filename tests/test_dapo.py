@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 from click.testing import CliRunner  # noqa: E402
-from conftest import adapter_weights, same_weights  # noqa: E402
+from helpers import adapter_weights, same_weights  # noqa: E402
 
 from minisearch.agent.rollout import RolloutConfig  # noqa: E402
 from minisearch.cli import main  # noqa: E402
@@ -38,7 +38,7 @@ def tags(toy_run) -> list[int]:
 
     from minisearch.agent.backends.cpu import tag_token_ids
 
-    return sorted(tag_token_ids(AutoTokenizer.from_pretrained(toy_run[0] / "model")))
+    return sorted(tag_token_ids(AutoTokenizer.from_pretrained(toy_run.root / "model")))
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def tag_chance(toy_run, tasks, tags, adapter=None) -> float:
     from minisearch.agent.backends.cpu import CpuBackend
     from minisearch.agent.rollout import prompt_ids
 
-    backend = CpuBackend(toy_run[0] / "model", adapter=adapter)
+    backend = CpuBackend(toy_run.root / "model", adapter=adapter)
     chances = []
     with torch.no_grad():
         for task in tasks:

@@ -3,13 +3,10 @@ through, once killed (SIGKILL) inside sft and again inside dapo and rerun each t
 resumed run ends with the same adapters and the same eval table as the straight one."""
 
 import json
-import os
 import signal
-import subprocess
-import sys
 
 import pytest
-from conftest import RECIPES, adapter_weights, same_weights
+from helpers import RECIPES, adapter_weights, run_recipe_process, same_weights
 
 pytestmark = pytest.mark.slow
 
@@ -20,19 +17,7 @@ SMALL = ["world.size=300", "model.steps=60", "ramp.per_passage=1", "traj.limit=1
 
 def demo(out, kill_at: str | None = None) -> tuple[int, str]:
     """Run the reduced demo; with `kill_at`, SIGKILL it when a line containing it appears."""
-    cmd = [sys.executable, "-m", "minisearch.cli", "run", str(RECIPES / "demo.yaml"), "--set", f"out={out}"]
-    for item in SMALL:
-        cmd += ["--set", item]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if kill_at and kill_at in line:
-            os.killpg(proc.pid, signal.SIGKILL)
-            break
-    proc.wait()
-    return proc.returncode, "".join(seen)
+    return run_recipe_process(RECIPES / "demo.yaml", out, SMALL, kill_at)
 
 
 def test_demo_resumes_after_kills_and_ends_like_a_straight_run(tmp_path):

@@ -4,7 +4,7 @@ paper's figures beside ours, and cells saved as measured so a killed eval resume
 import json
 
 import pytest
-from conftest import results_shown
+from helpers import results_shown
 
 from minisearch.agent.rollout import RolloutConfig, ScriptedGenerator, rollout
 from minisearch.eval.stage import EvalConfig, paper_rows, rag_pe, run, table

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import greedy_trajectories
+from helpers import greedy_trajectories
 
 from minisearch.agent.protocol import STOP
 from minisearch.cli import main

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from minisearch.eval.metrics import exact_match, f1, token_recall
+from minisearch.metrics import exact_match, f1, token_recall
 
 CASES = [  # prediction, gold, EM, F1
     ("The Eiffel Tower", "eiffel tower", 1.0, 1.0),

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import RECIPES, ROOT
+from helpers import RECIPES, ROOT
 
 from minisearch.cli import main
 from minisearch.errors import UserError
@@ -43,6 +43,23 @@ def test_the_gpu_recipes_fit_a_night(recipe, hardware, budget):
     vram = {"rtx4090": 24, "rtx3060-12gb": 12}[hardware]
     assert max(c.vram_gb for c in costs) <= vram, text
     assert all(c.note == "" for c in costs), text  # no unbounded stage
+
+
+# The profile each shipped recipe is written for; a new recipe must be added here.
+PROFILE = {"demo.yaml": "cpu", "smollm2-cpu.yaml": "cpu", "qwen1.5b.yaml": "rtx4090", "qwen1.5b-quick.yaml": "rtx4090",
+           "qwen1.5b-12gb.yaml": "rtx3060-12gb", "qwen3-1.7b.yaml": "rtx4090"}
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in RECIPES.glob("*.yaml")))
+def test_every_shipped_recipe_plans_on_its_profile(recipe):
+    """Each stage has a line and a bound, the total is positive, and the largest stage fits the card."""
+    assert recipe in PROFILE, f"name the hardware profile {recipe} is written for in PROFILE"
+    costs, text, total = hours(recipe, PROFILE[recipe])
+    assert total > 0 and all(c.note == "" for c in costs), text
+    lines = text.splitlines()
+    assert all(any(line.startswith(c.stage + " ") for line in lines) for c in costs), text
+    vram = {"cpu": 0, "rtx4090": 24, "rtx3060-12gb": 12}[PROFILE[recipe]]
+    assert max(c.vram_gb for c in costs) <= vram, text
 
 
 def test_the_quick_recipe_takes_about_an_hour():

@@ -7,14 +7,14 @@ import importlib.util
 
 import pytest
 from click.testing import CliRunner
-from conftest import RECIPES
+from helpers import RECIPES
 
 from minisearch.cli import main
 from minisearch.errors import UserError
 from minisearch.needs import Need, unmet
 from minisearch.pipeline.preflight import NEEDS, missing_needs, preflight
 from minisearch.pipeline.recipe import read_recipe
-from minisearch.pipeline.runner import KINDS, plan
+from minisearch.pipeline.stages import KINDS, plan
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minisearch.agent.protocol import (
-    MASK,
     TAGS,
     Turn,
     format_information,
@@ -17,7 +16,8 @@ from minisearch.agent.protocol import (
     system_prompt,
     task_messages,
 )
-from minisearch.ramp.spans import fill_masks, normalize_answer, span_match
+from minisearch.metrics import fill_masks, normalize_answer, span_match
+from minisearch.records import MASK
 from minisearch.search.hit import Hit
 
 

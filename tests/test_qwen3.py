@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import transformers  # noqa: F401  (a required dependency: a broken install fails here)
-from conftest import results_shown  # noqa: E402
+from helpers import results_shown  # noqa: E402
 
 from minisearch.agent.protocol import parse_turn  # noqa: E402
 from minisearch.agent.rollout import (  # noqa: E402
@@ -59,7 +59,7 @@ def test_a_thinking_turn_parses(qwen3):
 
 
 def test_a_rollout_in_qwen3_tokens_renders_again_from_its_record(qwen3, toy_env):
-    world, searcher, _, _ = toy_env
+    world, searcher = toy_env.world, toy_env.searcher
     task = next(t for t in world.qa["train"] if t["metadata"]["type"] == "one-hop")
     name = task["question"]  # the question as asked finds a one-hop page in the toy index
 

@@ -9,15 +9,14 @@ from collections import Counter
 import pytest
 from click.testing import CliRunner
 
-from minisearch.agent.protocol import MASK
 from minisearch.cli import main
 from minisearch.data.toyworld import build_world
 from minisearch.errors import UserError
 from minisearch.jsonl import read_jsonl, write_jsonl
+from minisearch.metrics import fill_masks
 from minisearch.ramp.spanfinder import find_spans
-from minisearch.ramp.spans import fill_masks
 from minisearch.ramp.tasks import RampConfig, candidates, make_task, make_tasks, run, span_weight
-from minisearch.records import make_passage
+from minisearch.records import MASK, make_passage
 
 
 @pytest.mark.parametrize("contents, expected", [

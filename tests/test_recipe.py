@@ -3,13 +3,13 @@
 import textwrap
 
 import pytest
-from conftest import RECIPES
+from helpers import RECIPES
 
 from minisearch.agent.rollout import RolloutConfig
 from minisearch.errors import UserError
 from minisearch.eval.stage import EvalConfig
 from minisearch.pipeline.recipe import apply_set, build, coerce, read_recipe
-from minisearch.pipeline.runner import plan
+from minisearch.pipeline.stages import plan
 from minisearch.train.sft import SftConfig
 
 
@@ -102,7 +102,7 @@ def test_missing_recipe_and_bad_yaml(tmp_path):
         read_recipe(write(tmp_path, "stages: [a\n"))
 
 
-def test_shipped_recipes_plan_cleanly():
-    for name in ("demo", "qwen1.5b", "qwen1.5b-12gb"):
-        root, stages = plan(read_recipe(RECIPES / f"{name}.yaml"))
-        assert stages[-1].kind == "eval", name
+@pytest.mark.parametrize("recipe", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_recipe_plans_cleanly(recipe):
+    root, stages = plan(read_recipe(recipe))
+    assert stages[-1].kind == "eval" and root.name == recipe.stem

@@ -3,7 +3,7 @@
 import json
 
 from minisearch.eval.report import write_report
-from minisearch.pipeline.rundir import stage_folder
+from minisearch.rundir import stage_folder
 
 
 def test_report_from_the_files_the_stages_left(tmp_path):

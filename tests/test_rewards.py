@@ -150,7 +150,7 @@ def test_judge_batches_caches_and_falls_back():
 
 
 def test_judge_tokenizes_with_a_real_tokenizer(toy_env):
-    _, _, tok, _ = toy_env
+    tok = toy_env.tokenizer
 
     class Backend:
         tokenizer = tok

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import transformers  # noqa: F401  (a required dependency: a broken install fails here)
-from conftest import results_shown  # noqa: E402
+from helpers import results_shown  # noqa: E402
 
 from minisearch.agent.rollout import RolloutConfig, ScriptedGenerator, prompt_ids, render, rollout  # noqa: E402
 

@@ -4,7 +4,7 @@ killed run resumes with nothing completed lost, and the report is built at the e
 import textwrap
 
 import pytest
-from conftest import RECIPES
+from helpers import RECIPES
 
 from minisearch.errors import UserError
 from minisearch.pipeline.runner import run_recipe
@@ -109,7 +109,8 @@ def test_from_names_the_nearest_stage(recipe):
 
 def test_run_json_names_the_demo_s_final_adapter_and_its_passages_per_search(tmp_path):
     from minisearch.pipeline.recipe import read_recipe
-    from minisearch.pipeline.runner import final_model, plan
+    from minisearch.pipeline.runner import final_model
+    from minisearch.pipeline.stages import plan
 
     root, stages = plan(read_recipe(RECIPES / "demo.yaml", [f"out={tmp_path}"]))
     made = final_model(stages)

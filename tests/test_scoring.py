@@ -54,7 +54,7 @@ def perturbed(backend):
 
 @pytest.fixture(scope="module")
 def tiny(toy_run):
-    return perturbed(CpuBackend(toy_run[0] / "model", lora_rank=4))
+    return perturbed(CpuBackend(toy_run.root / "model", lora_rank=4))
 
 
 def assert_close_grads(params, expected, tol: float = 1e-4):

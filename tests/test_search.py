@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import PASSAGES
+from helpers import PASSAGES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -23,7 +23,7 @@ LIMITS = Limits(max_body=20_000, max_queries=8, max_query_chars=300, max_topk=10
 @pytest.fixture(scope="module", params=["whoosh", "bm25s"])
 def served(request, tmp_path_factory):
     """(index folder, URL of a live server over it)."""
-    from conftest import PASSAGES
+    from helpers import PASSAGES
 
     folder = tmp_path_factory.mktemp(request.param) / "idx"
     build_index(PASSAGES, folder, backend=request.param)
@@ -81,6 +81,8 @@ def test_health_names_the_index(served):
     (json.dumps({"queries": ["a"], "return_scores": "yes"}).encode(), 400, "return_scores"),
     (json.dumps({"queries": ["a"], "exclude_ids": [["p1"], ["p2"]]}).encode(), 400, "exclude_ids"),
     (b"x" * 30_000, 413, "at most 20000"),
+    (b'{"queries": ' + b"[" * 9_000 + b"]" * 9_000 + b"}", 400, "nests too deep"),  # under the body limit
+    (b"[" * 10_000, 400, "nests too deep"),
 ])
 def test_bad_requests_get_a_4xx_and_the_server_stays_up(served, body, status, says):
     _, url = served

@@ -16,7 +16,8 @@ from minisearch.cli.options import flag_names, leaves, settings_from, settings_o
 from minisearch.errors import UserError
 from minisearch.eval.stage import EvalConfig
 from minisearch.export.verl_data import ExportConfig
-from minisearch.pipeline.runner import KINDS, run_recipe
+from minisearch.pipeline.runner import run_recipe
+from minisearch.pipeline.stages import KINDS
 from minisearch.ramp.tasks import RampConfig
 from minisearch.search.server import Limits
 from minisearch.settings import SettingError, path_fields

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import transformers  # noqa: F401  (a required dependency: a broken install fails here)
-from conftest import adapter_weights, same_weights  # noqa: E402
+from helpers import adapter_weights, same_weights  # noqa: E402
 
 from minisearch.agent.rollout import from_record, render, to_record  # noqa: E402
 from minisearch.errors import UserError  # noqa: E402
@@ -44,7 +44,7 @@ def test_the_micro_batched_loss_and_gradients_equal_the_models_own(toy_run, traj
 
     from minisearch.agent.backends.cpu import CpuBackend
 
-    backend = CpuBackend(toy_run[0] / "model", lora_rank=4)
+    backend = CpuBackend(toy_run.root / "model", lora_rank=4)
     torch.manual_seed(0)
     with torch.no_grad():
         for p in backend.model.parameters():
@@ -83,7 +83,7 @@ def test_labels_are_the_model_tokens_only(toy_env, trajectories):
 
 def config(toy_run, data, out, **kw):
     defaults = dict(lora_rank=8, lr=5e-3, max_steps=8, batch_size=4, save_steps=4, seed=0)
-    return sft.SftConfig(data=str(data), model=str(toy_run[0] / "model"), out=str(out), **{**defaults, **kw})
+    return sft.SftConfig(data=str(data), model=str(toy_run.root / "model"), out=str(out), **{**defaults, **kw})
 
 
 def test_sft_lowers_the_loss_and_changes_the_adapter(toy_run, trajectories, tmp_path):
@@ -139,6 +139,13 @@ def test_missing_data_says_how_to_make_it(toy_run, trajectories, tmp_path):
         sft.run(config(toy_run, tmp_path / "nothing", tmp_path / "out"))
     with pytest.raises(UserError, match="--eval-tasks FILE --index DIR"):
         sft.run(config(toy_run, trajectories, tmp_path / "out", eval_tasks=str(trajectories)))
+
+
+def test_warmup_ratio_is_a_share_below_one(toy_run, tmp_path):
+    """transformers reads warmup_steps >= 1 as a step count: a ratio of 1 or more is refused."""
+    assert config(toy_run, tmp_path, tmp_path / "out", warmup_ratio=0.5).warmup_ratio == 0.5
+    with pytest.raises(UserError, match="warmup_ratio=1.5: a share of the steps, below 1"):
+        config(toy_run, tmp_path, tmp_path / "out", warmup_ratio=1.5)
 
 
 def test_data_may_list_several_trajectory_sources(tmp_path):

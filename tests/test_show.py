@@ -10,8 +10,8 @@ import yaml
 from click.testing import CliRunner
 
 from minisearch.cli import main
+from minisearch.cli.show import held_out
 from minisearch.errors import UserError
-from minisearch.eval.show import held_out
 from minisearch.jsonl import write_jsonl
 
 

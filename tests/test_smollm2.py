@@ -9,12 +9,15 @@ multi-agent round run and reported even when the 135M teacher gets nothing right
 agent merged into one plain folder answering held-out tasks token for token as base + adapter."""
 
 import json
-import os
 import subprocess
 import sys
+from pathlib import Path
+from typing import NamedTuple
 
 import pytest
-from conftest import REALTEXT, RECIPES, greedy_trajectories
+from helpers import REALTEXT, RECIPES, greedy_trajectories, run_recipe_process
+
+from minisearch.jsonl import read_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -24,22 +27,23 @@ SMOKE = ["traj.limit=160", "agents-traj.limit=8", "agents-traj.batch=8", "sft.ma
          "eval.limit=32"]
 
 
+class Smoke(NamedTuple):
+    out: Path  # the run folder
+    log: str  # what `minisearch run` printed
+
+
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
+def smoke_run(tmp_path_factory) -> Smoke:
     if not REALTEXT.is_file():
         pytest.skip("no Wikipedia summaries: run `make data`")
     out = tmp_path_factory.mktemp("smollm2") / "run"
-    cmd = [sys.executable, "-m", "minisearch.cli", "run", str(RECIPES / "smollm2-cpu.yaml"), "--set", f"out={out}",
-           "--set", f"corpus.source={REALTEXT}"]
-    for item in SMOKE:
-        cmd += ["--set", item]
-    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    return out, done.stdout
+    ran = run_recipe_process(RECIPES / "smollm2-cpu.yaml", out, [f"corpus.source={REALTEXT}", *SMOKE])
+    assert ran.code == 0, ran.log[-4000:]
+    return Smoke(out, ran.log)
 
 
 def test_ramp_sft_beats_the_base_model_on_held_out_spans(smoke_run):
-    out, _ = smoke_run
+    out = smoke_run.out
     rows = {(r["model"], r["set"]): r for r in json.loads((out / "eval" / "metrics.json").read_text())["rows"]}
     base, sft = rows[("base", "ramp-dev")], rows[("ramp-sft", "ramp-dev")]
     assert base["n"] == sft["n"] == 32
@@ -49,7 +53,7 @@ def test_ramp_sft_beats_the_base_model_on_held_out_spans(smoke_run):
 
 
 def test_the_model_is_smollm2_with_its_own_chat_template(smoke_run):
-    out, _ = smoke_run
+    out = smoke_run.out
     from transformers import AutoTokenizer
 
     source = json.loads((out / "model" / "source.json").read_text())
@@ -62,21 +66,21 @@ def test_the_model_is_smollm2_with_its_own_chat_template(smoke_run):
 
 
 def test_the_multi_agent_round_ran_and_reported_its_acceptance(smoke_run):
-    out, log = smoke_run
-    stats = json.loads((out / "agents-traj" / "stats.json").read_text())[0]
-    assert stats["who"] == "agents" and stats["tasks"] == 8 and 0 <= stats["acceptance"] <= 1
-    assert sum(stats["ends"].values()) == 8
-    assert "traj round 0 (agents):" in log
+    folder = smoke_run.out / "agents-traj"
+    stats = json.loads((folder / "stats.json").read_text())[0]
+    accepted = len(list(read_jsonl(folder / "round-0.jsonl")))  # what the round wrote is what it reports
+    assert stats["who"] == "agents" and stats["tasks"] == 8 and stats["accepted"] == accepted
+    assert stats["acceptance"] == round(accepted / 8, 4) and sum(stats["ends"].values()) == 8
+    assert f"traj round 0 (agents): {accepted}/8 accepted" in smoke_run.log
 
 
 def test_the_merged_final_agent_answers_as_base_and_adapter_do(smoke_run, tmp_path):
     from huggingface_hub import ModelCard
 
     from minisearch.agent.backends.cpu import CpuBackend
-    from minisearch.jsonl import read_jsonl
     from minisearch.search import open_searcher
 
-    out, _ = smoke_run
+    out = smoke_run.out
     merged = tmp_path / "agent"
     done = subprocess.run([sys.executable, "-m", "minisearch.cli", "export", "merged", str(out), "--out", str(merged)],
                           capture_output=True, text=True)

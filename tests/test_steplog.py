@@ -6,19 +6,16 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import small_recipe
+from helpers import small_recipe
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # the dev extra's
 
 from minisearch.errors import UserError
 from minisearch.jsonl import read_jsonl
 from minisearch.steplog import StepLog, installed, place, reporting, trackers
 
-pytest.importorskip("tensorboard")  # the dev extra has it; without it there are no event files to read
-
 
 def scalars(folder) -> dict[str, list[tuple[int, float]]]:
     """Every scalar series of the event files in `folder`, by tag, as (step, value)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     events = EventAccumulator(str(folder))
     events.Reload()
     return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}

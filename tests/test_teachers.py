@@ -7,7 +7,7 @@ import random
 
 import pytest
 import transformers  # noqa: F401  (a required dependency: a broken install fails here)
-from conftest import results_shown  # noqa: E402
+from helpers import results_shown  # noqa: E402
 
 from minisearch.agent.protocol import parse_turn  # noqa: E402
 from minisearch.agent.rollout import RolloutConfig, ScriptedGenerator, from_record, render, rollout, to_record  # noqa: E402

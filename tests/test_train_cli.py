@@ -8,7 +8,7 @@ import pytest
 import torch
 import transformers  # noqa: F401  (a required dependency: a broken install fails here)
 from click.testing import CliRunner  # noqa: E402
-from conftest import adapter_weights  # noqa: E402
+from helpers import adapter_weights  # noqa: E402
 
 from minisearch.cli import main  # noqa: E402
 from minisearch.jsonl import read_jsonl, write_jsonl  # noqa: E402

@@ -9,7 +9,7 @@ import math
 
 import pytest
 import yaml
-from conftest import RECIPES, ROOT
+from helpers import RECIPES, ROOT
 
 from minisearch.pipeline.plan import plan_recipe
 

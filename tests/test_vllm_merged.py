@@ -9,7 +9,7 @@ import os
 
 import pytest
 from click.testing import CliRunner
-from conftest import greedy_trajectories
+from helpers import greedy_trajectories
 
 pytestmark = pytest.mark.vllm
 vllm = pytest.importorskip("vllm")

@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REALTEXT, RECIPES, adapter_weights, same_weights
+from helpers import REALTEXT, RECIPES, adapter_weights, same_weights
 
 pytestmark = pytest.mark.vllm
 vllm = pytest.importorskip("vllm")

@@ -22,11 +22,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from minisearch.records import MASK
+
 THINK, SEARCH, INFORMATION, ANSWER = "think", "search", "information", "answer"
 TAGS = [f"<{t}>" for t in (THINK, SEARCH, INFORMATION, ANSWER)] + [f"</{t}>" for t in (THINK, SEARCH,
                                                                                        INFORMATION, ANSWER)]
 STOP = ("</search>", "</answer>")
-MASK = "[mask]"
 MAX_QUERY_CHARS = 500
 _OUR_TAG = re.compile(r"<(/?)(think|search|information|answer)\b", re.I)
 _INFORMATION_TURN = re.compile(r"\n?(<information>.*?</information>)\n?", re.S)  # the tool's turn

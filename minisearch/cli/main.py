@@ -196,8 +196,8 @@ def show(run_dir, count):
     from pathlib import Path
 
     from minisearch.agent.chat import Agent, ChatConfig, printer, resolve
-    from minisearch.eval.metrics import exact_match
-    from minisearch.eval.show import held_out
+    from minisearch.cli.show import held_out
+    from minisearch.metrics import exact_match
 
     tally, examples = held_out(Path(run_dir), count)
     click.echo("\n".join(tally))
@@ -285,9 +285,14 @@ def export_verl(**options):
     SOURCE: a run folder (e.g. runs/demo), a stage folder with train.jsonl, or a tasks JSONL.
     docs/scale-out.md has the veRL command for each stage.
     """
-    from minisearch.export.verl_data import run
+    from pathlib import Path
 
-    run(settings_from(ExportConfig, options), echo=click.echo)
+    from minisearch.export.verl_data import run
+    from minisearch.pipeline.stages import run_stages
+
+    cfg = settings_from(ExportConfig, options)
+    run_folder = (Path(cfg.source) / "recipe.yaml").is_file()
+    run(cfg, echo=click.echo, stages=run_stages(cfg.source) if run_folder else None)
 
 
 export.add_command(export_merged)

@@ -13,7 +13,7 @@ from minisearch.errors import UserError, user_errors
 
 def _run(run_dir: str, stage: str | None):
     """(run folder, its stages, the stage named or else the run's final adapter's)."""
-    from minisearch.pipeline.runner import run_stages
+    from minisearch.pipeline.stages import run_stages
 
     root = Path(run_dir)
     stages = run_stages(root)

@@ -25,8 +25,8 @@ from tqdm import tqdm
 from minisearch.data.textsplit import markdown_sections, pack_sentences, split_sentences
 from minisearch.errors import UserError
 from minisearch.jsonl import BadLine, iter_jsonl
-from minisearch.pipeline.rundir import stage_folder
 from minisearch.records import make_passage, split_contents
+from minisearch.rundir import stage_folder
 from minisearch.settings import Settings, setting
 
 TEXT_SUFFIXES = (".txt", ".md")

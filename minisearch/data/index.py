@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from minisearch.data.corpus import CorpusReport, iter_passages
-from minisearch.pipeline.rundir import stage_folder
+from minisearch.rundir import stage_folder
 from minisearch.search import BACKENDS, build_index
 from minisearch.settings import Settings, setting
 

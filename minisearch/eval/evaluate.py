@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from minisearch.agent.rollout import RolloutConfig, rollout
-from minisearch.eval.metrics import exact_match, f1, is_ramp, ramp_span_recall, ramp_spans_correct, token_recall
+from minisearch.metrics import exact_match, f1, is_ramp, ramp_span_recall, ramp_spans_correct, token_recall
 
 
 def score(task: dict, answer: str | None) -> dict:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from minisearch.errors import UserError
 from minisearch.jsonl import read_jsonl, write_jsonl
-from minisearch.pipeline.rundir import stage_folder
+from minisearch.rundir import stage_folder
 from minisearch.settings import Settings, setting
 
 FLASHRAG = "RUC-NLPIR/FlashRAG_datasets"

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from minisearch.jsonl import read_jsonl
-from minisearch.pipeline.rundir import read_done
+from minisearch.rundir import read_done
 
 # (file name, title, [(metrics key, label)]) for the kinds of stage that log per step
 PLOTS = {

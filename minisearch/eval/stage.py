@@ -22,12 +22,13 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from minisearch.agent.backends import BACKENDS, Completion
-from minisearch.agent.protocol import MASK, MAX_QUERY_CHARS, write_turn
+from minisearch.agent.protocol import MAX_QUERY_CHARS, write_turn
 from minisearch.agent.rollout import RolloutConfig, prompt_ids
 from minisearch.eval.evaluate import evaluate
 from minisearch.eval.qasets import load_set
 from minisearch.jsonl import read_jsonl, write_jsonl
-from minisearch.pipeline.rundir import stage_folder
+from minisearch.records import MASK
+from minisearch.rundir import stage_folder
 from minisearch.settings import SettingError, Settings, setting
 from minisearch.steplog import StepLog, numbers
 

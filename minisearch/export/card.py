@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from minisearch.agent.protocol import STOP, TAGS, system_prompt
-from minisearch.pipeline.rundir import run_relative
+from minisearch.rundir import run_relative
 
 ADAPTER_KINDS = ("sft", "dapo")
 # Licenses of the bases the shipped recipes name, as the Hub spells them (their model cards say so).
@@ -69,8 +69,7 @@ def adapter_stages(stages) -> list:
 
 def adapter_stage(stages, name: str, root: Path):
     """The stage `name` of the run at `root`, which must have trained an adapter (and finished)."""
-    from minisearch.errors import UserError
-    from minisearch.pipeline.recipe import nearest
+    from minisearch.errors import UserError, nearest
 
     names = [s.name for s in adapter_stages(stages)]
     stage = next((s for s in adapter_stages(stages) if s.name == name), None)

@@ -31,9 +31,9 @@ from pathlib import Path
 
 from minisearch.agent.protocol import task_messages
 from minisearch.errors import UserError
-from minisearch.eval.metrics import is_ramp
 from minisearch.jsonl import read_jsonl
-from minisearch.pipeline.rundir import stage_folder
+from minisearch.metrics import is_ramp
+from minisearch.rundir import stage_folder
 from minisearch.settings import Settings, setting
 from minisearch.train.curriculum import mask_count
 from minisearch.train.rewards import RewardConfig
@@ -59,17 +59,15 @@ class ExportConfig(Settings):
     reward: RewardConfig = setting(RewardConfig())
 
 
-def task_files(source: Path) -> tuple[list[Path], dict]:
-    """The train task files of a run folder, stage folder or file, and the run's dapo settings."""
+def task_files(source: Path, stages: list | None) -> tuple[list[Path], dict]:
+    """The train task files of a run folder (its `stages`), stage folder or file, and the run's
+    dapo settings."""
     if source.is_file():
         return [source], {}
     if (source / "train.jsonl").is_file():
         return [source / "train.jsonl"], {}
-    if not (source / "recipe.yaml").is_file():
+    if stages is None:
         raise UserError(f"{source}: not a tasks JSONL, a folder with train.jsonl, or a run folder with recipe.yaml")
-    from minisearch.pipeline.runner import run_stages
-
-    stages = run_stages(source)
     files = list(dict.fromkeys(Path(s.cfg.tasks) for s in stages if s.kind in ("traj", "dapo")))
     dapo = next((s.cfg for s in stages if s.kind == "dapo"), None)
     settings = {} if dapo is None else {"reward": asdict(dapo.reward), "max_turns": dapo.rollout.max_turns,
@@ -133,13 +131,15 @@ def write_parquet(path: Path, rows: list[dict]) -> None:
     pq.write_table(pa.Table.from_pylist(rows), path)
 
 
-def run(cfg: ExportConfig, echo=print) -> Path:
+def run(cfg: ExportConfig, echo=print, stages: list | None = None) -> Path:
+    """Write the parquet files. `stages`: the run's stages when SOURCE is a run folder (the CLI
+    reads them from its recipe: the export sits below the pipeline and does not reach up to it)."""
     import yaml
 
     source = Path(cfg.source)
     if not source.exists():
         raise UserError(f"export verl: {source} does not exist; give a run folder or a tasks JSONL")
-    files, settings = task_files(source)
+    files, settings = task_files(source, stages)
     reward = settings.get("reward") or asdict(cfg.reward)
     max_turns = cfg.max_turns or settings.get("max_turns", 4)
     topk, words = cfg.topk or settings.get("topk", 3), cfg.words_per_hit or settings.get("words_per_hit", 80)

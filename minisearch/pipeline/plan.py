@@ -372,7 +372,7 @@ class Planner:
 def plan_recipe(path: str, sets: list[str], hardware: str) -> tuple[list[Cost], str]:
     """The costs and the printed table of a recipe on a profile (nothing runs)."""
     from minisearch.pipeline.recipe import read_recipe
-    from minisearch.pipeline.runner import plan
+    from minisearch.pipeline.stages import plan
 
     _, stages = plan(read_recipe(path, sets))
     costs = Planner(hardware, stages).plan()

@@ -80,7 +80,7 @@ NEEDS = {
 
 
 def missing_needs(stages) -> list[str]:
-    """One line per missing need of `stages` (runner.Stage); a path under a stage's folder
+    """One line per missing need of `stages` (stages.Stage); a path under a stage's folder
     counts as there (plan() points a path that names an earlier stage into its folder)."""
     outs = [Path(s.cfg.out).resolve() for s in stages]
 
@@ -112,7 +112,7 @@ def preflight(path: str, sets: list[str], hardware: str | None = None, echo=prin
     import psutil
 
     from minisearch.pipeline.recipe import read_recipe
-    from minisearch.pipeline.runner import plan
+    from minisearch.pipeline.stages import plan
 
     recipe = read_recipe(path, sets)
     root, stages = plan(recipe)

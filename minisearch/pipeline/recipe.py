@@ -8,7 +8,7 @@
       sft:    {data: traj, model: model, lr: 5.0e-3}
       qa-sft: {kind: sft, data: qa-traj, adapter: sft/adapter}
 
-A stage's keys are its config's fields (`minisearch.pipeline.runner.KINDS`), nested configs as nested
+A stage's keys are its config's fields (`minisearch.pipeline.stages.KINDS`), nested configs as nested
 maps (`rollout: {topk: 3}`); `out` is the stage's folder. A path whose first part names a
 stage earlier in the recipe lives in that stage's folder (`ramp/dev.jsonl`). Keys are
 strict: an unknown one is an error that names the nearest valid key. `--set sft.lr=1e-3`
@@ -18,23 +18,16 @@ changes one value on the command line (the value is read as YAML).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import types
 import typing
 from pathlib import Path
 
 import yaml
 
-from minisearch.errors import UserError
+from minisearch.errors import UserError, nearest
 from minisearch.settings import default_of
 
 TOP_KEYS = ("name", "out", "seed", "report_to", "stages")
-
-
-def nearest(key: str, valid) -> str:
-    """' (did you mean X?)' for the closest valid key, or ''."""
-    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def read_recipe(path: str | Path, sets: list[str] = ()) -> dict:

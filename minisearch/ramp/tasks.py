@@ -36,18 +36,19 @@ import random
 import re
 from collections import Counter
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
 
-from minisearch.agent.protocol import MASK, ramp_question
+from minisearch.agent.protocol import ramp_question
 from minisearch.data.corpus import iter_passages
 from minisearch.errors import UserError
 from minisearch.jsonl import write_jsonl
-from minisearch.pipeline.rundir import stage_folder
 from minisearch.ramp.plan import plan_queries, reach_of, reachable, search_plan
 from minisearch.ramp.spanfinder import find_spans
-from minisearch.records import make_qa, split_contents
+from minisearch.records import MASK, make_qa, split_contents
+from minisearch.rundir import stage_folder
 from minisearch.settings import SettingError, Settings, setting
 
 RECOVER = ("span", "title", "plan")
@@ -273,7 +274,7 @@ def depth_table(tasks: list[dict]) -> dict:
 
 def corpus_size(corpus: str) -> int | None:
     """The passages of a corpus stage folder (its done.json), for the progress bar; None if unknown."""
-    from minisearch.pipeline.rundir import read_done
+    from minisearch.rundir import read_done
 
     done = read_done(corpus) if Path(corpus).is_dir() else None
     return done["counts"].get("passages") if done else None
@@ -300,41 +301,18 @@ def sample(passages: Iterable[dict], n: int, seed: int) -> list[dict]:
 
 
 def run(cfg: RampConfig, echo=print) -> Path:
-    from tqdm import tqdm
-
-    rng = random.Random(cfg.seed)
-    choose, scorer = weighted, None
-    if cfg.hard_model:
-        from minisearch.agent.backends.cpu import CpuBackend
-
-        scorer = CpuBackend(cfg.hard_model)
-        choose = hardest(scorer)
     tasks, skipped = {"train": [], "dev": []}, Counter()
-    searcher = None
-    if cfg.index:
-        from minisearch.search import open_searcher
+    with ExitStack() as owned:  # the scorer and the searcher are closed however the loop ends
+        choose, searcher = weighted, None
+        if cfg.hard_model:
+            from minisearch.agent.backends.cpu import CpuBackend
 
-        searcher = open_searcher(cfg.index)
-    source = iter_passages(cfg.corpus)
-    if cfg.passages:
-        source = sample(tqdm(source, desc="ramp (sample)", unit=" passages", total=corpus_size(cfg.corpus),
-                             mininterval=2.0), cfg.passages, cfg.seed)
-    bar = tqdm(desc="ramp", unit=" passages", total=cfg.passages or corpus_size(cfg.corpus), mininterval=2.0)
-    for batch in batched(source, BATCH):
-        if searcher is not None:
-            prefetch(searcher, batch, cfg.min_words, cfg.recover, cfg.recover_k)
-        for passage in batch:
-            split = "dev" if rng.random() < cfg.dev_fraction else "train"
-            ks = rng.choices([1, 2, 3, 4], weights=cfg.k_weights, k=cfg.per_passage)
-            made, why = make_tasks(passage, ks, rng, cfg.min_words, choose, searcher, cfg.recover, cfg.recover_k)
-            tasks[split] += made
-            skipped.update(why)
-        bar.update(len(batch))
-    bar.close()
-    if searcher is not None:
-        searcher.close()
-    if scorer is not None:
-        scorer.close()
+            choose = hardest(owned.enter_context(CpuBackend(cfg.hard_model)))
+        if cfg.index:
+            from minisearch.search import open_searcher
+
+            searcher = owned.enter_context(open_searcher(cfg.index))
+        make_all(cfg, choose, searcher, tasks, skipped)
     if cfg.recover == "plan":
         for split, rows in tasks.items():
             tasks[split], thinned = thin_single(rows, cfg.multi_share, random.Random(f"thin-{cfg.seed}-{split}"))
@@ -352,3 +330,25 @@ def run(cfg: RampConfig, echo=print) -> Path:
     echo(f"ramp: {len(tasks['train'])} train, {len(tasks['dev'])} dev tasks; masks {dict(sorted(by_k.items()))}; "
           f"skipped {dict(skipped)}" + (f"; searches needed by k {counts['searches_needed']}" if cfg.index else ""))
     return Path(cfg.out)
+
+
+def make_all(cfg: RampConfig, choose, searcher, tasks: dict, skipped: Counter) -> None:
+    """Every sampled passage's tasks, into `tasks` by split; why passages gave none, into `skipped`."""
+    from tqdm import tqdm
+
+    rng = random.Random(cfg.seed)
+    source = iter_passages(cfg.corpus)
+    if cfg.passages:
+        source = sample(tqdm(source, desc="ramp (sample)", unit=" passages", total=corpus_size(cfg.corpus),
+                             mininterval=2.0), cfg.passages, cfg.seed)
+    with tqdm(desc="ramp", unit=" passages", total=cfg.passages or corpus_size(cfg.corpus), mininterval=2.0) as bar:
+        for batch in batched(source, BATCH):
+            if searcher is not None:
+                prefetch(searcher, batch, cfg.min_words, cfg.recover, cfg.recover_k)
+            for passage in batch:
+                split = "dev" if rng.random() < cfg.dev_fraction else "train"
+                ks = rng.choices([1, 2, 3, 4], weights=cfg.k_weights, k=cfg.per_passage)
+                made, why = make_tasks(passage, ks, rng, cfg.min_words, choose, searcher, cfg.recover, cfg.recover_k)
+                tasks[split] += made
+                skipped.update(why)
+            bar.update(len(batch))

@@ -1,10 +1,10 @@
 """The bm25s backend: BM25 over sparse matrices, for corpora where Whoosh is too slow.
 
-The only module that imports bm25s (an optional extra: `pip install -e .[bm25s]`; numba,
-when installed, makes it faster still). Whole passages ("Title\\ntext") are one field;
-scoring is Lucene's BM25 (k1 1.2, b 0.75). Terms come from our own analyzer (words,
-lowercase, English stop words, Snowball stemming), so any query string is safe. Passages
-are stored beside the matrices in `passages.jsonl` and read back by byte offset, only
+bm25s is an optional extra (`pip install -e .[bm25s]`; numba, when installed, makes it faster
+still), imported only here and by the build and the analyzer (bm25s_build, bm25s_terms). Whole
+passages ("Title\\ntext") are one field; scoring is Lucene's BM25 (k1 1.2, b 0.75). Terms come
+from our own analyzer (bm25s_terms: words, lowercase, English stop words, Snowball stemming), so
+any query string is safe. Passages are stored beside the matrices in `passages.jsonl` and read back by byte offset, only
 for the hits returned. The build streams (minisearch.search.bm25s_build) and the matrices
 are memory-mapped, so a 21M-passage index fits a desktop's RAM.
 """
@@ -12,49 +12,20 @@ are memory-mapped, so a 21M-passage index fits a desktop's RAM.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from minisearch.errors import UserError
 from minisearch.records import split_contents
+from minisearch.search.bm25s_build import build as streamed
+from minisearch.search.bm25s_terms import Analyzer, import_bm25s
 from minisearch.search.hit import Hit
-
-WORD = re.compile(r"\w+(?:\.\w+)*")
-
-
-def _import():
-    try:
-        import bm25s
-        import Stemmer
-    except ImportError as e:
-        raise UserError(f"the bm25s backend needs the optional extra ({e.name} is missing): "
-                        "pip install -e '.[bm25s]'") from e
-    return bm25s, Stemmer
-
-
-class Analyzer:
-    """Words (dotted abbreviations kept whole), lowercased, stop words out, stemmed."""
-
-    def __init__(self):
-        bm25s, Stemmer = _import()
-        from bm25s.stopwords import STOPWORDS_EN
-
-        self.stop = frozenset(STOPWORDS_EN)
-        self.stemmer = Stemmer.Stemmer("english")
-
-    def __call__(self, text: str) -> list[str]:
-        words = [w for w in WORD.findall(text.lower()) if w not in self.stop]
-        return self.stemmer.stemWords(words)
 
 
 def build(passages: Iterable[dict], out: Path, procs: int = 1) -> int:
     """Index passages into the folder `out`; return how many were added (in bounded memory:
     minisearch.search.bm25s_build)."""
-    from minisearch.search.bm25s_build import build as streamed
-
     return streamed(passages, out, procs)
 
 
@@ -80,7 +51,7 @@ class Backend:
     name = "bm25s"
 
     def __init__(self, folder: Path):
-        bm25s, _ = _import()
+        bm25s, _ = import_bm25s()
         self.offsets = np.load(folder / "offsets.npy")
         self.retriever = bm25s.BM25.load(str(folder / "bm25s"), mmap=True, show_progress=False,
                                          backend=scorer(len(self.offsets)))

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from minisearch.search.bm25s_terms import Analyzer, import_bm25s
+
 K1, B = 1.2, 0.75
 DTYPE, INT_DTYPE = "float32", "int32"
 FIELDS = ("terms", "docs", "tfs")
@@ -44,9 +46,7 @@ def build(passages: Iterable[dict], out: Path, procs: int = 1, run_entries: int 
     """
     from tqdm import tqdm
 
-    from minisearch.search.bm25s_backend import Analyzer, _import
-
-    bm25s, _ = _import()
+    bm25s, _ = import_bm25s()
     analyze = Analyzer()
     out.mkdir(parents=True, exist_ok=True)
     work = out / "build.tmp"

@@ -32,9 +32,11 @@ def clean_query(query) -> str:
 
 
 class Searcher:
-    """`search(queries, k, exclude_ids) -> hits`, one list of hits per query.
+    """`search(queries, k, exclude_ids) -> hits`, one list of hits per query, for example
 
-    >>> # searcher.search(["Velkaran river length"], k=3, exclude_ids=[{"toy-000012"}])
+        searcher.search(["Velkaran river length"], k=3, exclude_ids=[{"toy-000012"}])
+
+    gives the top 3 hits of that one query, never the passage toy-000012 (a RAMP task's own).
     """
 
     def __init__(self, backend, folder: Path, opener, cache_size: int = 50_000, workers: int = 1,

@@ -54,6 +54,8 @@ def parse_request(body: bytes, limits: Limits) -> tuple[list[str], int, bool, li
         req = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BadRequest(400, f"the body is not JSON ({e})") from e
+    except RecursionError as e:  # the parser's own limit (about 1,000 levels), not a server fault
+        raise BadRequest(400, 'the body nests too deep: send one flat object like {"queries": ["..."]}') from e
     if not isinstance(req, dict):
         raise BadRequest(400, 'the body must be a JSON object like {"queries": ["..."], "topk": 3}')
     if "queries" in req:

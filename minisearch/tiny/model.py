@@ -116,9 +116,10 @@ class InitConfig(Settings):
 
 def run(cfg: InitConfig, echo=print) -> Path:
     """`minisearch model init` as a stage: tokenizer + random model, written whole with done.json."""
-    from minisearch.agent.protocol import MASK, TAGS, ramp_question, system_prompt
+    from minisearch.agent.protocol import TAGS, ramp_question, system_prompt
     from minisearch.data.corpus import iter_passages
-    from minisearch.pipeline.rundir import stage_folder
+    from minisearch.records import MASK
+    from minisearch.rundir import stage_folder
 
     prompts = [system_prompt(), ramp_question(MASK)] * 20  # so the prompts' words are whole tokens
     with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts):

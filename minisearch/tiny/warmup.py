@@ -24,12 +24,13 @@ import json
 import math
 import random
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from minisearch.data.corpus import iter_passages
 from minisearch.errors import UserError
-from minisearch.pipeline.rundir import stage_folder
+from minisearch.rundir import stage_folder
 from minisearch.settings import Settings, setting
 from minisearch.steplog import StepLog
 from minisearch.tiny.copyhead import freeze
@@ -98,27 +99,29 @@ def run(cfg: WarmupConfig, echo=print) -> Path:
 
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
-    backend = CpuBackend(cfg.model)  # no LoRA: the warm-up trains every weight
-    tokenizer, model = backend.tokenizer, backend.model
-    stream = token_stream(tokenizer, iter_passages(cfg.corpus))
-    data = blocks(stream, cfg.seq_len)
-    info = tiny_model_info(cfg.model)
-    if info.get("copy_head"):
-        freeze(model)  # the planted induction circuit stays as built
-    if len(data) < cfg.batch_size:
-        raise UserError(f"{cfg.corpus} is too small for a warm-up: {len(data)} blocks of {cfg.seq_len} tokens")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    with ExitStack() as owned:  # the model is freed however the stage ends
+        backend = owned.enter_context(CpuBackend(cfg.model))  # no LoRA: the warm-up trains every weight
+        tokenizer, model = backend.tokenizer, backend.model
+        stream = token_stream(tokenizer, iter_passages(cfg.corpus))
+        data = blocks(stream, cfg.seq_len)
+        info = tiny_model_info(cfg.model)
+        if info.get("copy_head"):
+            freeze(model)  # the planted induction circuit stays as built
+        if len(data) < cfg.batch_size:
+            raise UserError(f"{cfg.corpus} is too small for a warm-up: {len(data)} blocks of {cfg.seq_len} tokens")
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
 
-    def schedule(step: int) -> float:  # linear warm-up, then cosine decay to 10%
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        done = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    def head(h):
-        return output_logits(model, h)
+        def schedule(step: int) -> float:  # linear warm-up, then cosine decay to 10%
+            if step < cfg.warmup_steps:
+                return (step + 1) / cfg.warmup_steps
+            done = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        def head(h):
+            return output_logits(model, h)
 
-    with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts), StepLog(cfg.out, tmp, config=asdict(cfg)) as log:
+        tmp, counts = owned.enter_context(stage_folder(cfg.out, asdict(cfg)))
+        log = owned.enter_context(StepLog(cfg.out, tmp, config=asdict(cfg)))
         model.train()
         history, start = [], time.time()
         for step in tqdm(range(cfg.steps), desc="warm-up", unit=" steps", mininterval=2.0):

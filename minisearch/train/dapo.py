@@ -48,10 +48,10 @@ from pathlib import Path
 
 from minisearch.agent.backends import BACKENDS
 from minisearch.agent.rollout import RolloutConfig, render, rollout
+from minisearch.checkpoint import load_state, save_state
 from minisearch.errors import UserError
 from minisearch.jsonl import read_jsonl, write_jsonl
-from minisearch.pipeline.checkpoint import load_state, save_state
-from minisearch.pipeline.rundir import stage_folder
+from minisearch.rundir import stage_folder
 from minisearch.settings import SettingError, Settings, setting
 from minisearch.steplog import StepLog, numbers
 from minisearch.train.curriculum import MODES, Curriculum

@@ -33,8 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from minisearch.agent.protocol import parse_turn, split_context, turn_end
-from minisearch.eval.metrics import exact_match, f1, is_ramp, ramp_spans_correct, token_recall
-from minisearch.ramp.spans import normalize_answer
+from minisearch.metrics import exact_match, f1, is_ramp, normalize_answer, ramp_spans_correct, token_recall
 from minisearch.settings import Settings, setting
 
 ANSWER_KINDS = ("auto", "spans", "recall", "f1", "em", "judge")

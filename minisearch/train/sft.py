@@ -33,7 +33,7 @@ from minisearch.agent.backends import BACKENDS
 from minisearch.agent.rollout import RolloutConfig, from_record, render
 from minisearch.errors import UserError
 from minisearch.jsonl import read_jsonl, write_jsonl
-from minisearch.pipeline.rundir import stage_folder
+from minisearch.rundir import stage_folder
 from minisearch.settings import SettingError, Settings, setting
 from minisearch.steplog import StepLog, numbers
 
@@ -69,6 +69,8 @@ class SftConfig(Settings):
     rollout: RolloutConfig = setting(RolloutConfig(temperature=0.0))
 
     def validate(self):
+        if self.warmup_ratio >= 1:  # transformers' warmup_steps reads a value below 1 as a share, 1 and up as steps
+            raise SettingError(f"warmup_ratio={self.warmup_ratio}: a share of the steps, below 1 (0.05: the first 5%)")
         if self.eval_tasks and not self.index:
             raise SettingError("a held-out evaluation needs the index to search: --eval-tasks FILE --index DIR")
 

@@ -28,9 +28,9 @@ from pathlib import Path
 from minisearch.agent.backends import BACKENDS
 from minisearch.errors import UserError
 from minisearch.eval.evaluate import score
-from minisearch.eval.metrics import is_ramp
 from minisearch.jsonl import append_jsonl, read_jsonl, read_log, write_jsonl
-from minisearch.pipeline.rundir import stage_folder
+from minisearch.metrics import is_ramp
+from minisearch.rundir import stage_folder
 from minisearch.settings import SettingError, Settings, setting
 from minisearch.train.rewards import Outcome, format_reward
 from minisearch.train.teachers import TeachConfig, teach

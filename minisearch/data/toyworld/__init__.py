@@ -23,8 +23,8 @@ from minisearch.data.toyworld.questions import bridges, comparisons, one_hop
 from minisearch.data.toyworld.world import Entity, build_entities, region_sizes
 from minisearch.errors import UserError
 from minisearch.jsonl import write_jsonl
-from minisearch.pipeline.rundir import stage_folder
 from minisearch.records import make_qa, split_contents
+from minisearch.rundir import stage_folder
 from minisearch.settings import Settings, setting
 
 VERSION = 3

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import re
 
-from minisearch.agent.protocol import MASK, write_turn
+from minisearch.agent.protocol import write_turn
 from minisearch.errors import UserError
+from minisearch.records import MASK
 from minisearch.train.teachers import Episode, TeachConfig
 
 _WORD = re.compile(r"\[mask\]|[\w][\w'’.,-]*\w|\w", re.I)

@@ -18,7 +18,7 @@ def held_out(root: Path, n: int = 3) -> tuple[list[str], list[dict]]:
     """(tally lines, examples): the run's last trained model on its first QA set (else its
     first set); each example {"question", "gold", "right", "type"}."""
     from minisearch.eval.qasets import load_set
-    from minisearch.pipeline.runner import run_stages
+    from minisearch.pipeline.stages import run_stages
 
     evals = [s.cfg for s in run_stages(root) if s.kind == "eval"]
     samples_file = Path(evals[-1].out) / "samples.jsonl" if evals else None

