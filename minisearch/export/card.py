@@ -37,7 +37,7 @@ def base_of(model: str, root: Path) -> dict:
     "license": a Hub license id}. A folder `minisearch model get` wrote names its source in
     source.json; a model `model init` built is minisearch's own (Apache-2.0, like the project)."""
     from minisearch.pretrained import SOURCE_INFO
-    from minisearch.tiny.model import tiny_model_info
+    from minisearch.records import tiny_model_info
 
     path = Path(model)
     if not path.is_dir():  # a Hub id

@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from minisearch.errors import UserError
+from minisearch.records import TINY_INFO
 from minisearch.settings import Settings, setting
 from minisearch.tiny.copyhead import plant
 
-TINY_INFO = "tiny_model.json"  # what `init` built; its presence marks a model built here
 EOS, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -99,12 +99,6 @@ def init_model(passages: Iterable[dict], out: str | Path, tags: list[str],
     (out / TINY_INFO).write_text(json.dumps({**asdict(cfg), "parameters": params,
                                                      "passages": len(texts), "tags": tags}, indent=2) + "\n")
     return out
-
-
-def tiny_model_info(model: str | Path) -> dict:
-    """What `minisearch model init` recorded about a model folder ({} for any other model)."""
-    path = Path(model) / TINY_INFO
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 @dataclass

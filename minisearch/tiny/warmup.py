@@ -30,11 +30,11 @@ from pathlib import Path
 
 from minisearch.data.corpus import iter_passages
 from minisearch.errors import UserError
+from minisearch.records import TINY_INFO, tiny_model_info
 from minisearch.rundir import stage_folder
 from minisearch.settings import Settings, setting
 from minisearch.steplog import StepLog
 from minisearch.tiny.copyhead import freeze
-from minisearch.tiny.model import TINY_INFO, tiny_model_info
 
 
 @dataclass

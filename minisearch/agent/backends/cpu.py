@@ -16,9 +16,8 @@ temperature and top-p).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import copy
+from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -29,7 +28,7 @@ from minisearch.agent.backends.adapters import check_adapter, read_adapter
 from minisearch.agent.backends.sampler import CachedSampler, weights_version
 from minisearch.agent.protocol import TAGS
 from minisearch.errors import UserError
-from minisearch.tiny.model import tiny_model_info
+from minisearch.records import tiny_model_info
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
