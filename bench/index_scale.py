@@ -15,6 +15,16 @@ matrices memory-mapped; the pages the queries touched count) and the mean time o
 the build peaks and its value at 21M (through all sizes: the smaller ones have not filled the
 build's fixed-size buffers yet, so the line is steeper than the growth, the safe side).
 `--json` writes the table and `peak_gb_at_21m`.
+
+    python bench/index_scale.py --sizes 5000000 --with results/index-scale.json --json out.json
+
+`--with` adds the rows of an earlier `--json` (sizes measured again replace them), so one large
+build joins the small ones. The figure at 21M (`peak_gb_at_21m`) is then the line through the
+sizes of 1M passages and up, where the build's fixed buffers (one run and one block of 16M
+entries, ~0.4 GB) are full and what still grows is the vocabulary (a dict entry per term) and
+20 bytes a passage (lengths, offsets, norms); the line through every size stays beside it
+(`peak_gb_at_21m_all_sizes`, steeper). The growth between the two largest sizes is split into
+those two parts.
 """
 
 from __future__ import annotations
@@ -36,6 +46,8 @@ sys.path.insert(0, str(ROOT))
 WIKI18 = 21_015_324  # FlashRAG's wiki-18 (Dec 2018 English Wikipedia, 100-word passages)
 NUMBER = re.compile(r"\d+")
 WORDS = 100
+PER_PASSAGE_BYTES = 20  # the builder's arrays: 4 bytes of length, 8 of offset, 8 of length norm
+AT_SCALE = 1_000_000    # from here on the build's fixed-size buffers are full
 
 
 def synthetic(n: int, source: Path, seed: int = 0):
@@ -120,6 +132,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="250000,500000,1000000,2000000")
     ap.add_argument("--source", default=str(ROOT / "data" / "wiki-summaries.jsonl"))
     ap.add_argument("--json", help="write the table and the fitted peak here")
+    ap.add_argument("--with", dest="earlier", help="an earlier --json whose rows join this run's")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -137,9 +150,15 @@ def main() -> None:
         q = " ".join(f"{k} {v:.1f}" for k, v in row["query_ms"].items())
         print(f"{n:>10,} {row['build_peak_gb']:>8.2f}GB {row['seconds']:>5.0f}s {n / row['seconds']:>6,.0f} "
               f"{row['vocab']:>9,} {row['disk_gb']:>5.2f}GB {row['searcher_rss_gb']:>7.2f}GB {q:>22}", flush=True)
+    if args.earlier:
+        measured = {r["passages"] for r in rows}
+        rows += [r for r in json.loads(Path(args.earlier).read_text())["rows"] if r["passages"] not in measured]
+        rows.sort(key=lambda r: r["passages"])
     if len(rows) < 2:
-        return print("one size: no fit (give --sizes two or more)")
+        return print("one size: no fit (give --sizes two or more, or --with an earlier run)")
     slope, icpt = fit([r["passages"] for r in rows], [r["build_peak_gb"] for r in rows])
+    big = [r for r in rows if r["passages"] >= AT_SCALE]
+    scale_fit = fit([r["passages"] for r in big], [r["build_peak_gb"] for r in big]) if len(big) >= 2 else None
     s_slope, s_icpt = fit([r["passages"] for r in rows], [r["searcher_rss_gb"] for r in rows])
     at = slope * WIKI18 + icpt
     sec = fit([r["passages"] for r in rows], [r["seconds"] for r in rows])
@@ -147,10 +166,30 @@ def main() -> None:
           f"{WIKI18 / 1e6:.0f}M (wiki-18); build time there ~{(sec[0] * WIKI18 + sec[1]) / 3600:.1f} h on this machine")
     print(f"fit: searching RSS = {s_icpt:.2f} GB + {s_slope * 1e6:.3f} GB per 1M -> {s_slope * WIKI18 + s_icpt:.1f} GB "
           "at 21M (most of it the memory-mapped matrix pages the queries read, which the kernel can drop)")
+    result = {"rows": rows, "gb_per_million": slope * 1e6, "intercept_gb": icpt, "peak_gb_at_21m": at,
+              "peak_gb_at_21m_all_sizes": at, "searching_gb_at_21m": s_slope * WIKI18 + s_icpt}
+    if scale_fit:
+        result.update(growth(big, scale_fit))
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "gb_per_million": slope * 1e6, "intercept_gb": icpt,
-                                               "peak_gb_at_21m": at,
-                                               "searching_gb_at_21m": s_slope * WIKI18 + s_icpt}, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def growth(big: list[dict], line: tuple[float, float]) -> dict:
+    """The line through the sizes at scale, and the growth between the two largest split into
+    the per-passage arrays and the rest (the vocabulary: bytes per new term)."""
+    slope, icpt = line
+    a, b = big[-2], big[-1]
+    grew = (b["build_peak_gb"] - a["build_peak_gb"]) * 1e9
+    arrays = (b["passages"] - a["passages"]) * PER_PASSAGE_BYTES
+    terms = b["vocab"] - a["vocab"]
+    per_term = (grew - arrays) / terms if terms else float("nan")
+    sizes = ", ".join(f"{r['passages'] / 1e6:g}M" for r in big)
+    print(f"at scale ({sizes}): build peak RAM = {icpt:.2f} GB + "
+          f"{slope * 1e6:.3f} GB per 1M passages -> {slope * WIKI18 + icpt:.1f} GB at 21M")
+    print(f"{a['passages'] / 1e6:g}M -> {b['passages'] / 1e6:g}M: peak +{grew / 1e9:.2f} GB = per-passage arrays "
+          f"+{arrays / 1e9:.2f} GB + {terms:,} new terms x {per_term:.0f} B (the vocabulary dict)")
+    return {"gb_per_million_at_scale": slope * 1e6, "intercept_gb_at_scale": icpt,
+            "peak_gb_at_21m": slope * WIKI18 + icpt, "growth_bytes_per_term": per_term}
 
 
 if __name__ == "__main__":

@@ -186,3 +186,17 @@ def test_greedy_multi_turn_equals_hf_generate_on_smollm2(smollm2, toy_world, tmp
             assert g[0].token_ids == w[0].token_ids and g[0].finish == w[0].finish
             compared += len(w[0].token_ids)
     assert compared >= 8 * 3 * 6
+
+
+def test_backend_kinds_and_bad_settings(tiny_model):
+    """`cpu` samples with the cached sampler, `cpu-hf` with HF generate; a wrong name is an error."""
+    from minisearch.agent.backends import BACKENDS, load_backend
+    from minisearch.errors import UserError
+
+    assert load_backend("cpu", tiny_model).sampler == "cached"
+    assert load_backend("cpu-hf", tiny_model).sampler == "hf"
+    assert "cpu-hf" in BACKENDS
+    with pytest.raises(UserError, match="unknown sampler 'fast'"):
+        CpuBackend(tiny_model, sampler="fast")
+    with pytest.raises(UserError, match="unknown sample_dtype 'half'"):
+        CpuBackend(tiny_model, sample_dtype="half")

@@ -295,7 +295,7 @@ class Planner:
         searches, total, written = self.agent(m, src, r)
         rollouts = cfg.steps * cfg.batch_tasks * cfg.group * self.load["dapo_generation_factor"]
         kept = cfg.steps * cfg.batch_tasks * cfg.group
-        prefill = rollouts * (searches + 1) * total * 0.6  # each turn re-reads its context (~60% on average)
+        prefill = rollouts * total * self._rereads(searches)
         trained = kept * total * cfg.updates
         cost.work = {"steps": cfg.steps, "rollouts": round(rollouts), "tokens_generated": round(rollouts * written),
                      "tokens_trained": round(trained), "searches": round(rollouts * searches)}
@@ -326,8 +326,14 @@ class Planner:
             searches = 0
         if capped:  # the first turn decodes to the cap; the few samples left after it, as they write
             written = capped + searches * self.load["model_tokens_per_turn"]["tiny" if m["tiny"] else "llm"]
-        seconds = n * ((searches + 1) * total * 0.6 / m["prefill_tokens_s"] + written / m["generate_tokens_s"])
+        seconds = n * (total * self._rereads(searches) / m["prefill_tokens_s"] + written / m["generate_tokens_s"])
         return seconds + self.search_s(index, n * searches), n * written
+
+    def _rereads(self, searches: float) -> float:
+        """How many times a rollout's context is prefilled: once where the sampler keeps each
+        trajectory's keys and values across turns (`kv_reuse`), else at every turn (~60% of it
+        on average)."""
+        return 1.0 if self.hw.get("kv_reuse", False) else (searches + 1) * 0.6
 
     def _qaset(self, cfg, cost):
         tasks = cfg.limit or 10_000

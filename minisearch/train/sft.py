@@ -192,7 +192,7 @@ def make_trainer(backend, rows: list[dict], cfg: SftConfig, folder: Path, log: S
         gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr, num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps, warmup_steps=cfg.warmup_ratio, lr_scheduler_type="cosine", logging_steps=1,
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2, seed=cfg.seed, data_seed=cfg.seed,
-        report_to="none", use_cpu=cfg.backend == "cpu", remove_unused_columns=False,
+        report_to="none", use_cpu=cfg.backend != "gpu", remove_unused_columns=False,
         train_sampling_strategy="group_by_length", dataloader_num_workers=0, disable_tqdm=False)
     trainer = MaskedTrainer(model=backend.model, args=args, train_dataset=rows,
                             data_collator=collate(backend.tokenizer.pad_token_id))

