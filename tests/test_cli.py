@@ -55,7 +55,7 @@ def test_index_build_search_info(tmp_path, corpus_file):
 
 
 def test_index_build_default_out_and_bm25s(tmp_path, corpus_file):
-    result = run("index", "build", corpus_file, "--backend", "bm25s")
+    result = run("index", "build", corpus_file, "--search-backend", "bm25s")
     assert result.exit_code == 0, result.output
     out = tmp_path / "passages.jsonl.idx"
     assert out.is_dir()

@@ -90,7 +90,7 @@ def test_a_dapo_step_on_smollm2_trains_with_vllm_sampling(sft_run, tmp_path):
     try:
         cfg = DapoConfig(tasks=str(sft_run / "ramp" / "train.jsonl"), index=str(sft_run / "index"),
                          model=str(sft_run / "model"), adapter=str(sft_run / "sft" / "adapter"), lora_rank=0,
-                         out=str(tmp_path / "dapo"), backend="cpu-vllm", steps=1, batch_tasks=2, group=4,
+                         out=str(tmp_path / "dapo"), model_backend="cpu-vllm", steps=1, batch_tasks=2, group=4,
                          max_gen_rounds=3, lr=2e-4, promote_steps=1, grad_checkpoint=False,
                          rollout=RolloutConfig(temperature=1.0, topk=1, words_per_hit=120, max_new_tokens=64,
                                                max_total_tokens=1024))

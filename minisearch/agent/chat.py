@@ -31,7 +31,7 @@ class ChatConfig(Settings):
     index: str = setting(help="Index folder or search server URL [default: the run's].")
     model: str = setting(help="Model folder or Hugging Face id [default: the run's].")
     adapter: str | None = setting(None, help="A LoRA adapter [default: the run's newest].")
-    backend: str = setting("cpu", help="Where the model runs.", choices=BACKENDS)
+    model_backend: str = setting("cpu", help="Where the model runs.", choices=BACKENDS, was="backend")
     max_turns: int = setting(4, help="Searches allowed per question.", min=1)
     topk: int = setting(3, help="Passages per search (with --run and no -k: the run's own).", min=1)
     max_new_tokens: int = setting(256, help="Tokens per model turn.", min=1)
@@ -78,7 +78,7 @@ class Agent:
         self.searcher = open_searcher(cfg.index)
         from minisearch.agent.backends import load_backend
 
-        self.backend = load_backend(cfg.backend, cfg.model, cfg.adapter)
+        self.backend = load_backend(cfg.model_backend, cfg.model, cfg.adapter)
         self.generate = self.backend.generate  # replaceable: tests script it
         self.found: list[list[str]] = []  # titles per search, in order
         self.history: list[tuple[str, str]] = []

@@ -53,7 +53,7 @@ class EvalConfig(Settings):
     baselines: list = setting(list(BASELINES), choices=BASELINES,
                               help="Baselines of the base model beside the prompted agent (Agent-PE); '' for none.")
     limit: int = setting(64, help="Tasks per set (the first ones).", min=1)
-    backend: str = setting("cpu", help="Where the model runs.", choices=BACKENDS)
+    model_backend: str = setting("cpu", help="Where the model runs.", choices=BACKENDS, was="backend")
     corpus: str = setting("", help="The corpus named in the table [default: the index's source].")
     rollout: RolloutConfig = setting(RolloutConfig(temperature=0.0))
 
@@ -110,7 +110,7 @@ def run(cfg: EvalConfig, echo=print) -> Path:
                     if not path.is_file():
                         if backend is None:  # loaded with an adapter, so the gpu backend takes its LoRA rank
                             current = next((a for a in cfg.models.values() if a), None)
-                            backend = owned.enter_context(load_backend(cfg.backend, cfg.model, current))
+                            backend = owned.enter_context(load_backend(cfg.model_backend, cfg.model, current))
                         if adapter != current:
                             backend.use_adapter(adapter)  # same engine, a new LoRA request
                             current = adapter

@@ -149,7 +149,7 @@ class Planner:
     def plan(self) -> list[Cost]:
         costs = []
         for stage in self.stages:
-            gpu = getattr(stage.cfg, "backend", "cpu") == "gpu"
+            gpu = getattr(stage.cfg, "model_backend", "cpu") == "gpu"
             cost = getattr(self, f"_{stage.kind}")(stage.cfg, Cost(stage.name, stage.kind, {}, gpu=gpu))
             cost.seconds = round(cost.seconds, 1)
             if stage.kind != "index" and getattr(stage.cfg, "index", None):
@@ -183,10 +183,10 @@ class Planner:
     def _index(self, cfg, cost):
         src = self.source(cfg.source)
         n = src.get("passages", 0)
-        self.flow[cfg.out] = {**src, "backend": cfg.backend}
+        self.flow[cfg.out] = {**src, "backend": cfg.search_backend}
         cost.work = {"passages": n}
-        cost.seconds = n / self.hw["index_passages_s"][cfg.backend]
-        if cfg.backend == "bm25s":
+        cost.seconds = n / self.hw["index_passages_s"][cfg.search_backend]
+        if cfg.search_backend == "bm25s":
             ram = self.hw["bm25s_ram"]
             cost.ram_gb = ram["base_gb"] + ram["per_million_gb"] * n / 1e6
             cost.disk_gb = n * (src.get("words", 100) * 6.5 + 40 + 56 * 8 + 8) / GB + n * 56 * 12 / GB  # + runs

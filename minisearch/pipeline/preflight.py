@@ -32,12 +32,12 @@ def _files(paths, why: str, fix: str) -> list[Need]:
 
 def _models(cfg, why: str, *specs) -> list[Need]:
     """The model folders or hub ids `specs` (None skipped), each loaded by the stage's backend."""
-    return [model(s, why) for s in specs if s] + (backend_needs(cfg.backend, why) if specs else [])
+    return [model(s, why) for s in specs if s] + (backend_needs(cfg.model_backend, why) if specs else [])
 
 
 def _traj(c, why):
     teacher = _models(c, f"{why}, teacher", c.teacher_model) if c.teacher == "agents" else []
-    student = backend_needs(c.backend, f"{why}, student rounds") if c.rounds > 1 else []
+    student = backend_needs(c.model_backend, f"{why}, student rounds") if c.rounds > 1 else []
     return (_files(c.tasks, why, "run the ramp stage first") + search_needs(c.index, why) + [model(c.model, why)]
             + teacher + student + (source_needs(c.corpus, why) if c.corpus else []))
 
@@ -64,7 +64,7 @@ def _eval(c, why):
 NEEDS = {
     "world": lambda c, why: [],
     "corpus": lambda c, why: source_needs(c.source, why),
-    "index": lambda c, why: source_needs(c.source, why) + search_needs(None, why, backend=c.backend),
+    "index": lambda c, why: source_needs(c.source, why) + search_needs(None, why, backend=c.search_backend),
     "init": lambda c, why: source_needs(c.corpus, why),
     "warmup": lambda c, why: [model(c.model, why)] + source_needs(c.corpus, why),
     "pretrained": lambda c, why: [package("gguf", why, "pip install -e '.[real]'")]
@@ -117,7 +117,7 @@ def preflight(path: str, sets: list[str], hardware: str | None = None, echo=prin
     recipe = read_recipe(path, sets)
     root, stages = plan(recipe)
     missing = missing_needs(stages)
-    gpu = any(getattr(s.cfg, "backend", "cpu") == "gpu" for s in stages)
+    gpu = any(getattr(s.cfg, "model_backend", "cpu") == "gpu" for s in stages)
     vram = 0.0
     if gpu and not any(m.startswith("a CUDA GPU") for m in missing):
         import torch
