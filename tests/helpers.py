@@ -37,7 +37,7 @@ SMALL_RUN = """
     name: small
     seed: 0
     stages:
-      world: {size: 80}
+      world: {kind: toyworld, size: 80}
       corpus: {source: world/passages.jsonl}
       index: {source: corpus}
       model: {kind: warmup, model: TINY, corpus: corpus, steps: 3, batch_size: 4, seq_len: 32}

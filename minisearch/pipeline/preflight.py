@@ -3,7 +3,7 @@
 Each stage kind says in `NEEDS` what it will import and reach, read from its config:
 packages per backend (`backends.backend_needs`: Unsloth, vLLM, its bitsandbytes plugin,
 bitsandbytes and TRL for the gpu backend, a CUDA build of torch seeing a GPU), search
-backends, QA sets and their loaders (`qasets.set_needs`: FanOutQA's package and the
+backends, QA sets and their loaders (`qaset.set_needs`: FanOutQA's package and the
 FlashRAG sets' `datasets` come with the `hf` extra), corpus sources, the models (the
 student's, the teacher's, the judge's, the perplexity masker's: a folder, or a hub id in the
 local cache or with the hub reachable), adapters and task files (on disk or written by an
@@ -19,7 +19,7 @@ from pathlib import Path
 from minisearch.agent.backends import backend_needs
 from minisearch.data.corpus import source_needs
 from minisearch.errors import UserError
-from minisearch.eval.qasets import set_needs
+from minisearch.eval.qaset import set_needs
 from minisearch.needs import Need, file, model, package, unmet
 from minisearch.pipeline.plan import GB, Planner
 from minisearch.search import search_needs
@@ -62,7 +62,7 @@ def _eval(c, why):
 
 # kind -> needs(config, why): what the stage imports and reaches (tests check every kind is here)
 NEEDS = {
-    "world": lambda c, why: [],
+    "toyworld": lambda c, why: [],
     "corpus": lambda c, why: source_needs(c.source, why),
     "index": lambda c, why: source_needs(c.source, why) + search_needs(None, why, backend=c.search_backend),
     "init": lambda c, why: source_needs(c.corpus, why),

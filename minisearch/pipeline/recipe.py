@@ -4,8 +4,8 @@
     seed: 0                       # every stage's seed unless the stage sets its own
     report_to: [tensorboard]      # live curves (minisearch.steplog); default: tensorboard if installed
     stages:
-      world:  {size: 2000}        # the key is the stage's folder; its kind defaults to the key
-      sft:    {data: traj, model: model, lr: 5.0e-3}
+      world:  {kind: toyworld, size: 2000}   # the key is the stage's folder; kind defaults to the key
+      sft:    {data: traj, model: warmup, lr: 5.0e-3}
       qa-sft: {kind: sft, data: qa-traj, adapter: sft/adapter}
 
 A stage's keys are its config's fields (`minisearch.pipeline.stages.KINDS`), nested configs as nested
