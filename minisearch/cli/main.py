@@ -23,7 +23,7 @@ from minisearch.cli.share import export_hub, export_merged
 from minisearch.cli.stages import add_stage_commands
 from minisearch.errors import user_errors
 from minisearch.export.verl_data import ExportConfig
-from minisearch.search.server import Limits
+from minisearch.search.server import ServeConfig
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -163,15 +163,10 @@ def show(run_dir, count):
 
 
 @main.command()
-@click.argument("index_dir", type=click.Path())
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0 opens it to the network).")
-@click.option("--port", default=8000, show_default=True)
-@click.option("--workers", default=1, show_default=True, help="Search processes for large batches.")
-@settings_options(Limits)
+@settings_options(ServeConfig)
 @user_errors
-def serve(index_dir, host, port, workers, **options):
-    """Serve INDEX_DIR over the Search-R1 retrieval API (POST /retrieve, GET /health).
+def serve(**options):
+    """Serve INDEX over the Search-R1 retrieval API (POST /retrieve, GET /health).
 
     \b
     curl -s localhost:8000/retrieve -d '{"queries": ["Vethmora Holdings"], "topk": 3, "return_scores": true}'
@@ -179,7 +174,7 @@ def serve(index_dir, host, port, workers, **options):
     """
     from minisearch.search.server import serve
 
-    serve(index_dir, host=host, port=port, workers=workers, echo=click.echo, limits=settings_from(Limits, options))
+    serve(settings_from(ServeConfig, options), echo=click.echo)
 
 
 @main.group()
