@@ -126,7 +126,7 @@ bench: install data demo
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/index_scale.py
 	$(BIN)/python bench/memory.py
-	$(BIN)/python bench/sft_step.py --model $(DEMO)/model --traj $(DEMO)/traj/round-0.jsonl
+	$(BIN)/python bench/sft_step.py --model $(DEMO)/warmup --traj $(DEMO)/traj/round-0.jsonl
 
 lint: install
 	$(BIN)/ruff check minisearch tests bench scripts

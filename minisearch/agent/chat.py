@@ -41,14 +41,15 @@ class ChatConfig(Settings):
 
 
 def resolve(run: str | None, index: str | None, model: str | None,
-            topk: int | None = None) -> tuple[str, str, str | None, int]:
-    """(index, model, adapter, passages per search) from a run folder and/or explicit values."""
+            topk: int | None = None, planned: dict | None = None) -> tuple[str, str, str | None, int]:
+    """(index, model, adapter, passages per search) from a run folder and/or explicit values;
+    `planned`: what the run's recipe makes, for a run folder without run.json yet."""
     adapter = None
     if run:
         root = Path(run)
         if not root.is_dir():
             raise UserError(f"no run folder at {run}; make one with `make demo` or `minisearch run RECIPE`")
-        made = json.loads((root / "run.json").read_text()) if (root / "run.json").is_file() else {}
+        made = json.loads((root / "run.json").read_text()) if (root / "run.json").is_file() else planned or {}
         made = {k: _from_run(root, v) for k, v in made.items()}
         index = index or made.get("index") or str(root / "index")
         model = model or made.get("model") or str(root / "model")

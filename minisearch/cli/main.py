@@ -90,11 +90,20 @@ def make_agent(run, options: dict):
 
     given = click.get_current_context().get_parameter_source
     topk = options["topk"] if given("topk") == ParameterSource.COMMANDLINE else None
-    index_dir, model, adapter, topk = resolve(run, options["index"], options["model"], topk)
+    index_dir, model, adapter, topk = resolve(run, options["index"], options["model"], topk, planned(run))
     fixed = {"index": index_dir, "model": model, "topk": topk, "adapter": options["adapter"] or adapter}
     for key in fixed:
         options.pop(key)
     return Agent(settings_from(ChatConfig, options, **fixed))
+
+
+def planned(run: str | None) -> dict | None:
+    """What RUN's recipe makes (its model stage, whatever its name), when RUN has no run.json yet."""
+    from pathlib import Path
+
+    from minisearch.pipeline.runner import planned_model
+
+    return planned_model(run) if run and not (Path(run) / "run.json").is_file() else None
 
 
 def agent_options(fn):
@@ -152,7 +161,7 @@ def show(run_dir, count):
 
     tally, examples = held_out(Path(run_dir), count)
     click.echo("\n".join(tally))
-    index_dir, model, adapter, topk = resolve(run_dir, None, None)
+    index_dir, model, adapter, topk = resolve(run_dir, None, None, planned=planned(run_dir))
     agent = Agent(ChatConfig(index=index_dir, model=model, adapter=adapter, topk=topk))
     for example in examples:
         click.echo(f"\nquestion ({example['type'] or 'held-out'}): {example['question']}")

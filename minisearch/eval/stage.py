@@ -1,6 +1,6 @@
 """The eval stage: every model of a run (base, after each training stage) on every held-out set.
 
-    cfg = EvalConfig(model="runs/demo/model", index="runs/demo/index", out="runs/demo/eval",
+    cfg = EvalConfig(model="runs/demo/warmup", index="runs/demo/index", out="runs/demo/eval",
                      models={"base": None, "sft": "runs/demo/sft/adapter"},
                      sets={"ramp-dev": "runs/demo/ramp/dev.jsonl", "toy-qa": "runs/demo/world/qa/dev.jsonl"})
 

@@ -1,6 +1,6 @@
 """The tiny model's language-model warm-up: next-token training of ALL weights on the corpus.
 
-    minisearch warmup --model runs/demo/model --corpus runs/demo/corpus --out runs/demo/warm
+    minisearch warmup --model runs/demo/init --corpus runs/demo/corpus --out runs/demo/warmup
 
 The tiny CPU model starts from random weights, so before RAMP and SFT (which train LoRA
 adapters, as on a GPU) it reads the corpus once or a few times. This step exists only for

@@ -1,6 +1,6 @@
 """The dapo stage: DAPO reinforcement learning of the agent's LoRA adapter, over the rollout engine.
 
-    minisearch dapo runs/demo/ramp/train.jsonl --index runs/demo/index --model runs/demo/model \\
+    minisearch dapo runs/demo/ramp/train.jsonl --index runs/demo/index --model runs/demo/warmup \\
         --adapter runs/demo/sft/adapter --out runs/demo/dapo
 
 Each step, for tasks q drawn from the curriculum, G trajectories o_1..o_G are sampled and

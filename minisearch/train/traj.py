@@ -1,7 +1,7 @@
 """The traj stage: accepted trajectories for RAMP or QA tasks, from a teacher, then from
 the student itself (self-evolving rounds).
 
-    minisearch traj runs/demo/ramp/train.jsonl --index runs/demo/index --model runs/demo/model --out runs/demo/traj
+    minisearch traj runs/demo/ramp/train.jsonl --index runs/demo/index --model runs/demo/warmup --out runs/demo/traj
     minisearch traj TASKS --index DIR --model Qwen/Qwen2.5-1.5B-Instruct --out DIR \
         --teacher agents --teacher-model Qwen/Qwen2.5-7B-Instruct
 
