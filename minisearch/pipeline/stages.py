@@ -15,7 +15,7 @@ from minisearch.settings import path_fields
 
 # kind -> (module, config class); the module's run(cfg, echo) does the stage's work. One name per
 # stage: the kind is also the stage's command (`minisearch KIND`, made from this table by
-# cli/stages.py, with the config's docstring as its help) and a part of its module's name.
+# cli/stages.py) and a part of its module's name.
 KINDS = {
     "toyworld": ("minisearch.data.toyworld", "WorldConfig"),
     "corpus": ("minisearch.data.corpus", "CorpusConfig"),
