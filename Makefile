@@ -109,7 +109,7 @@ transfer: install
 recipe-qwen1.5b:
 	@test -x $(M) || { echo "no $(VENV) with minisearch in it: run make install-gpu first" >&2; exit 2; }
 	$(M) run recipes/qwen1.5b.yaml
-	@echo "Chat with it: $(M) chat --run runs/qwen1.5b --backend gpu"
+	@echo "Chat with it: $(M) chat --run runs/qwen1.5b --model-backend gpu"
 
 # A real pretrained model through the whole loop on a CPU: SmolLM2-135M-Instruct from PyPI (no model
 # hub) on the Wikipedia summaries; 52 min on 2 cores. Its table: README, "A real model on a CPU".
@@ -126,7 +126,7 @@ bench: install data demo
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/index_scale.py
 	$(BIN)/python bench/memory.py
-	$(BIN)/python bench/sft_step.py --model $(DEMO)/model --traj $(DEMO)/traj/round-0.jsonl
+	$(BIN)/python bench/sft_step.py --model $(DEMO)/warmup --traj $(DEMO)/traj/round-0.jsonl
 
 lint: install
 	$(BIN)/ruff check minisearch tests bench scripts

@@ -1,6 +1,6 @@
 """Does a model copy by content? Next-token accuracy on a span the first time and when it repeats.
 
-    python bench/induction.py --model runs/demo/model --corpus runs/demo/corpus
+    python bench/induction.py --model runs/demo/warmup --corpus runs/demo/corpus
 
 A search agent copies: the title from its prompt into a query, a name from the results into
 its answer. A pretrained LLM does it with induction heads (find the earlier place where the

@@ -2,7 +2,7 @@
 only the target positions, from hidden states in micro-batches (`minisearch.train.sft.batch_backward`,
 what the trainer uses on both backends).
 
-    python bench/sft_step.py --model runs/demo/model --traj runs/demo/traj/round-0.jsonl
+    python bench/sft_step.py --model runs/demo/warmup --traj runs/demo/traj/round-0.jsonl
 
 Same batches, same LoRA (+ embeddings) and optimiser as `minisearch sft`; forward, backward
 and AdamW step; the two ways alternate so load on the machine hits both alike.

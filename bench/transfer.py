@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MIN_STEPS = 100
 BATCH = 8
 MIXED_SIZE = 300
-PRETRAIN = ("world", "corpus", "index", "init", "model", "ramp", "traj", "sft", "dapo")
+PRETRAIN = ("world", "corpus", "index", "init", "warmup", "ramp", "traj", "sft", "dapo")
 
 
 def sft_steps(size: int | None) -> dict:
@@ -66,7 +66,7 @@ def seed_recipe(demo: dict, seed: int, sizes: list[int | None], out: Path, eval_
             run.pop("max_steps", None)
             add[f"qa-{tag}-{start}"] = {**run, **sft_steps(size)}
             qa_models[f"qa-{tag}-{start}"] = f"qa-{tag}-{start}/adapter"
-    common = {"kind": "eval", "model": "model", "index": "index", "limit": eval_limit, "baselines": [],
+    common = {"kind": "eval", "model": "warmup", "index": "index", "limit": eval_limit, "baselines": [],
               "rollout": copy.deepcopy(stages["eval"].get("rollout", {}))}
     add["eval-ramp"] = {**common, "sets": {"ramp-dev": "ramp/dev.jsonl"},
                         "models": {"ramp-sft": "sft/adapter", "ramp-dapo": "dapo/adapter",

@@ -117,11 +117,11 @@ def _gpu(name: str, made) -> tuple[str, str] | None:
     if torch.version.cuda is None:
         return (f"a CUDA GPU (torch {torch.__version__} here is a CPU build)",
                 "pip uninstall torch, then make install-gpu (torch 2.14.0 with CUDA 13); or plan for the CPU "
-                "with --set STAGE.backend=cpu")
+                "with --set STAGE.model_backend=cpu")
     if not torch.cuda.is_available():
         return (f"a CUDA GPU (none is visible to torch {torch.__version__}, CUDA {torch.version.cuda})",
                 "the gpu backend needs one and an NVIDIA driver >= 580; make demo runs on a CPU, or plan for it "
-                "with --set STAGE.backend=cpu")
+                "with --set STAGE.model_backend=cpu")
     return None
 
 

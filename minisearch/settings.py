@@ -12,7 +12,8 @@ same check:
 
 Metadata: `help` (the flag's help), `choices` (valid values), `min` (lowest valid number),
 `path` (a path a recipe may write as an earlier stage's name), `arg` (a positional argument
-on the command line), `flag` (the command line's name when it is not `--field-name`).
+on the command line), `flag` (the command line's name when it is not `--field-name`), `was`
+(the setting's old name: a recipe key or flag of that name is an error that names this one).
 Checks run in `__post_init__`, so building a config is checking it: a recipe's bad value
 fails when `minisearch run` plans its stages, before any stage runs.
 """
@@ -30,10 +31,10 @@ class SettingError(UserError, ValueError):
 
 
 def setting(default=dataclasses.MISSING, *, help: str = "", choices=None, min=None, path: bool = False,
-            arg: bool = False, flag: str | None = None):
+            arg: bool = False, flag: str | None = None, was: str | None = None):
     """A dataclass field with its help and checks; a list or dict default is copied per instance."""
     meta = {"help": help, "choices": tuple(choices) if choices else None, "min": min, "path": path, "arg": arg,
-            "flag": flag}
+            "flag": flag, "was": was}
     if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -67,6 +68,11 @@ def help_of(f: dataclasses.Field) -> str:
 def path_fields(cls) -> set[str]:
     """The fields of `cls` that hold a path (a recipe may write them as `stage/file`)."""
     return {f.name for f in dataclasses.fields(cls) if f.metadata.get("path")}
+
+
+def renamed(cls, key: str) -> str | None:
+    """The field of `cls` that was called `key` before a rename (None when none was)."""
+    return next((f.name for f in dataclasses.fields(cls) if f.metadata.get("was") == key), None)
 
 
 def default_of(f: dataclasses.Field):

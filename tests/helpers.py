@@ -37,18 +37,18 @@ SMALL_RUN = """
     name: small
     seed: 0
     stages:
-      world: {size: 80}
+      world: {kind: toyworld, size: 80}
       corpus: {source: world/passages.jsonl}
       index: {source: corpus}
-      model: {kind: warmup, model: TINY, corpus: corpus, steps: 3, batch_size: 4, seq_len: 32}
+      warmup: {model: TINY, corpus: corpus, steps: 3, batch_size: 4, seq_len: 32}
       ramp: {corpus: corpus, index: index, dev_fraction: 0.1}
-      traj: {tasks: ramp/train.jsonl, index: index, model: model, limit: 24, teach: {answer_form: spans}}
-      sft: {data: traj, model: model, max_steps: 3, batch_size: 4, lr: 5.0e-3, grad_checkpoint: false,
+      traj: {tasks: ramp/train.jsonl, index: index, model: warmup, limit: 24, teach: {answer_form: spans}}
+      sft: {data: traj, model: warmup, max_steps: 3, batch_size: 4, lr: 5.0e-3, grad_checkpoint: false,
             eval_tasks: ramp/dev.jsonl, index: index, eval_limit: 2}
-      dapo: {tasks: ramp/train.jsonl, index: index, model: model, adapter: sft/adapter, steps: 2, batch_tasks: 2,
+      dapo: {tasks: ramp/train.jsonl, index: index, model: warmup, adapter: sft/adapter, steps: 2, batch_tasks: 2,
              group: 2, max_gen_rounds: 1, lr: 1.0e-3, grad_checkpoint: false, eval_tasks: ramp/dev.jsonl,
              eval_limit: 2}
-      eval: {model: model, index: index, limit: 3, baselines: [],
+      eval: {model: warmup, index: index, limit: 3, baselines: [],
              models: {base: null, ramp-sft: sft/adapter, ramp-dapo: dapo/adapter},
              sets: {ramp-dev: ramp/dev.jsonl, toy-qa: world/qa/dev.jsonl}}
 """

@@ -21,7 +21,7 @@ def test_each_adapter_folder_holds_a_card_with_its_base_and_eval_rows(finished_r
     table = json.loads((finished_run / "eval" / "metrics.json").read_text())["rows"]
     for stage, label in (("sft", "ramp-sft"), ("dapo", "ramp-dapo")):
         card = ModelCard.load(finished_run / stage / "adapter" / "README.md")
-        assert card.data.base_model == "model" and card.data.library_name == "peft"  # the run's warmed-up model
+        assert card.data.base_model == "warmup" and card.data.library_name == "peft"  # the run's warmed-up model
         assert card.data.license == "apache-2.0" and {"minisearch", "search-agent", stage} <= set(card.data.tags)
         mine = [r for r in table if r["model"] == label]
         got = {(e.dataset_name, e.metric_type): e.metric_value for e in card.data.eval_results}
@@ -32,7 +32,7 @@ def test_each_adapter_folder_holds_a_card_with_its_base_and_eval_rows(finished_r
             assert f"| {label} | {r['set']} | {r['n']} |" in card.text  # the table's row in the body
         assert all(e.metric_name.endswith(f"({label})") for e in card.data.eval_results)
         for text in (*STOP, "<information>", "minisearch run recipe.yaml", f"--from {stage}", "whoosh BM25",
-                     "Corpus: `<run>/corpus`", "model: <run>/model", "You answer by searching"):
+                     "Corpus: `<run>/corpus`", "model: <run>/warmup", "You answer by searching"):
             assert text in card.text, text
     dapo = ModelCard.load(finished_run / "dapo" / "adapter" / "README.md")
     assert "on top of the adapter `sft/adapter`" in dapo.text
@@ -42,7 +42,7 @@ def test_a_card_for_the_hub_names_only_a_hub_base(finished_run):
     from huggingface_hub import ModelCard
 
     card = ModelCard(card_text(finished_run, run_stages(finished_run), "sft", hub=True))
-    assert card.data.base_model is None and "of `model`" in card.text  # the tiny model is not on the Hub
+    assert card.data.base_model is None and "of `warmup`" in card.text  # the tiny model is not on the Hub
     merged = ModelCard(card_text(finished_run, run_stages(finished_run), "sft", merged=True))
     assert merged.data.library_name == "transformers" and "lora" not in merged.data.tags
 

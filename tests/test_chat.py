@@ -156,3 +156,18 @@ def test_chat_in_a_terminal(trained_run):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_a_run_without_run_json_finds_its_model_by_its_recipe(tmp_path):
+    """Before run.json (a run under way), chat --run takes the model of the recipe's own stages:
+    the demo's is runs/demo/warmup, not a folder named model."""
+    from minisearch.pipeline.runner import planned_model
+
+    (tmp_path / "recipe.yaml").write_text("stages:\n  corpus: {source: toyworld:60}\n  index: {source: corpus}\n"
+                                          "  warmup: {model: some/init, corpus: corpus}\n"
+                                          "  sft: {data: corpus, model: warmup}\n")
+    made = planned_model(tmp_path)
+    assert made == {"model": str(tmp_path / "warmup"), "index": str(tmp_path / "index")}  # no adapter yet
+    (tmp_path / "sft" / "adapter").mkdir(parents=True)
+    assert resolve(str(tmp_path), None, None, planned=planned_model(tmp_path)) == (
+        str(tmp_path / "index"), str(tmp_path / "warmup"), str(tmp_path / "sft" / "adapter"), 3)

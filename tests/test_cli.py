@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from minisearch.cli.main import main
+from minisearch.pipeline.stages import KINDS
 
 
 def run(*args):
@@ -23,8 +24,9 @@ def test_help_lists_every_command_and_imports_nothing_heavy():
             "print('HEAVY', heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out
-    for name in ["toyworld", "corpus", "index", "model", "export", "chat", "ask", "serve"]:
-        assert f"  {name}" in out
+    for name in [*KINDS, "export", "chat", "ask", "serve", "run", "show", "report"]:
+        assert f"  {name} " in out
+    assert "  model " not in out  # an old name: hidden, it only says the new one
 
 
 @pytest.fixture
@@ -55,7 +57,7 @@ def test_index_build_search_info(tmp_path, corpus_file):
 
 
 def test_index_build_default_out_and_bm25s(tmp_path, corpus_file):
-    result = run("index", "build", corpus_file, "--backend", "bm25s")
+    result = run("index", "build", corpus_file, "--search-backend", "bm25s")
     assert result.exit_code == 0, result.output
     out = tmp_path / "passages.jsonl.idx"
     assert out.is_dir()

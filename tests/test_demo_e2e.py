@@ -10,7 +10,7 @@ from helpers import RECIPES, adapter_weights, run_recipe_process, same_weights
 
 pytestmark = pytest.mark.slow
 
-SMALL = ["world.size=300", "model.steps=60", "ramp.per_passage=1", "traj.limit=120", "sft.max_steps=12",
+SMALL = ["world.size=300", "warmup.steps=60", "ramp.per_passage=1", "traj.limit=120", "sft.max_steps=12",
          "sft.save_steps=4", "dapo.steps=4", "dapo.save_every=2", "dapo.batch_tasks=2", "dapo.group=2",
          "dapo.val_tasks=8", "qa-traj.limit=40", "qa-sft.max_steps=4", "qa-alone.max_steps=4", "eval.limit=6"]
 
@@ -34,7 +34,7 @@ def test_demo_resumes_after_kills_and_ends_like_a_straight_run(tmp_path):
     assert code == -signal.SIGKILL and (cut / "sft.tmp" / "checkpoints").is_dir(), log[-3000:]
     code, log = demo(cut, kill_at="dapo step 3/")
     assert code == -signal.SIGKILL, log[-3000:]
-    assert "model: complete, skipped" in log and "resuming from" in log  # sft went on from its checkpoint
+    assert "warmup: complete, skipped" in log and "resuming from" in log  # sft went on from its checkpoint
     code, log = demo(cut)
     assert code == 0, log[-3000:]
     assert "dapo: resuming after step 2" in log and "sft: complete, skipped" in log

@@ -29,8 +29,8 @@ def run_dir(tmp_path_factory):
     """A run folder whose recipe made world, index and RAMP tasks, and names a dapo stage
     (own reward weights, 2 turns) and a QA traj stage that read them."""
     root = tmp_path_factory.mktemp("exportrun") / "run"
-    stages = {"world": {"size": 150}, "corpus": {"source": "world/passages.jsonl"}, "index": {"source": "corpus"},
-              "ramp": {"corpus": "corpus", "per_passage": 2}}
+    stages = {"world": {"kind": "toyworld", "size": 150}, "corpus": {"source": "world/passages.jsonl"},
+              "index": {"source": "corpus"}, "ramp": {"corpus": "corpus", "per_passage": 2}}
     recipe = root.parent / "recipe.yaml"
     recipe.write_text(yaml.safe_dump({"name": "t", "out": str(root), "seed": 0, "stages": stages}, sort_keys=False))
     result = cli("run", recipe)

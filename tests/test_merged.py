@@ -31,8 +31,8 @@ def test_the_merged_agent_answers_the_held_out_questions_as_the_adapter_does(fin
     tasks += list(read_jsonl(finished_run / "ramp" / "dev.jsonl"))[:2]
     with open_searcher(finished_run / "index") as searcher:
         answers = [greedy_trajectories(b.generate, b.tokenizer, searcher, tasks) for b in (
-            CpuBackend(finished_run / "model", finished_run / "dapo" / "adapter"), CpuBackend(merged),
-            CpuBackend(finished_run / "model"))]
+            CpuBackend(finished_run / "warmup", finished_run / "dapo" / "adapter"), CpuBackend(merged),
+            CpuBackend(finished_run / "warmup"))]
     adapter, alone, base = answers
     assert alone == adapter
     assert base != adapter  # the adapter changes the answers, so the equality above says something
@@ -53,11 +53,11 @@ def test_the_folder_is_a_plain_model_with_its_template_stop_strings_and_card(fin
     assert config.stop_strings == list(STOP) and config.do_sample is False and config.eos_token_id == tok.eos_token_id
     assert tok.chat_template and "<|im_start|>" in tok.chat_template
     card = ModelCard.load(merged / "README.md")
-    assert card.data.base_model == "model" and card.data.library_name == "transformers"
+    assert card.data.base_model == "warmup" and card.data.library_name == "transformers"
     task = next(iter(read_jsonl(finished_run / "world" / "qa" / "dev.jsonl")))
     prompt = prompt_ids(tok, task, 4)[0]  # the protocol's prompt in the model's chat template
     out = model.generate(torch.tensor([prompt]), max_new_tokens=48, tokenizer=tok)  # its own generation_config
-    adapter = CpuBackend(finished_run / "model", finished_run / "dapo" / "adapter")
+    adapter = CpuBackend(finished_run / "warmup", finished_run / "dapo" / "adapter")
     first = adapter.generate([prompt], max_new_tokens=48, temperature=0.0, stop=STOP)[0][0]
     assert out[0, len(prompt):].tolist() == first.token_ids
 

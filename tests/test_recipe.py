@@ -22,7 +22,7 @@ def write(tmp_path, text: str):
 BASIC = """
     name: t
     stages:
-      world: {size: 100}
+      world: {kind: toyworld, size: 100}
       corpus: {source: world/passages.jsonl}
       sft: {data: corpus, model: some/model, lr: 5e-3}
 """

@@ -13,7 +13,7 @@ RECIPE = """
     name: mini
     seed: 3
     stages:
-      world: {size: 80}
+      world: {kind: toyworld, size: 80}
       corpus: {source: world/passages.jsonl}
       index: {source: corpus}
       ramp: {corpus: corpus, index: index, dev_fraction: 0.1}
@@ -39,8 +39,8 @@ def run(path, sets, **kw):
 def test_runs_in_order_then_skips_what_is_complete(recipe):
     path, sets, root = recipe
     first = run(path, sets)
-    assert first == ["[1/5] world (world): running", "[2/5] corpus (corpus): running", "[3/5] index (index): running",
-                     "[4/5] ramp (ramp): running", "[5/5] traj (traj): running"]
+    assert first == ["[1/5] world (toyworld): running", "[2/5] corpus (corpus): running",
+                     "[3/5] index (index): running", "[4/5] ramp (ramp): running", "[5/5] traj (traj): running"]
     for stage in ("world", "corpus", "index", "ramp", "traj"):
         assert (root / stage / "done.json").is_file()
     assert (root / "report.md").is_file() and (root / "run.json").is_file()

@@ -193,6 +193,21 @@ def test_serve_help_is_built():
     assert "not built" not in out and "--host" in out and "127.0.0.1" in out
 
 
+def test_serve_takes_its_address_from_settings(monkeypatch):
+    """host, port and workers are ServeConfig's settings: local by default, checked like any other."""
+    import minisearch.search.server as server
+
+    got = []
+    monkeypatch.setattr(server, "serve", lambda cfg, echo: got.append(cfg))
+    assert CliRunner().invoke(main, ["serve", "idx"]).exit_code == 0
+    assert got[-1] == server.ServeConfig(index="idx") and got[-1].host == "127.0.0.1" and got[-1].port == 8000
+    assert CliRunner().invoke(main, ["serve", "idx", "--host", "0.0.0.0", "--port", "9001", "--workers", "2",
+                                     "--max-topk", "5"]).exit_code == 0
+    assert (got[-1].host, got[-1].port, got[-1].workers, got[-1].limits.max_topk) == ("0.0.0.0", 9001, 2, 5)
+    result = CliRunner().invoke(main, ["serve", "idx", "--workers", "0"])
+    assert result.exit_code == 2 and "workers=0: it must be at least 1" in result.output
+
+
 def test_a_stage_searching_a_url_makes_what_the_folder_makes(tmp_path):
     """RAMP tasks kept by recoverability (every span searched) are the same over HTTP."""
     from minisearch.data.toyworld import build_world

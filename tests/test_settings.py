@@ -128,7 +128,7 @@ def test_checks_live_in_the_config():
 
 def test_a_recipe_with_a_bad_value_fails_before_any_stage_runs(tmp_path):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(f"out: {tmp_path / 'run'}\nstages:\n  world: {{size: 50}}\n"
+    recipe.write_text(f"out: {tmp_path / 'run'}\nstages:\n  world: {{kind: toyworld, size: 50}}\n"
                       "  ramp: {corpus: world/passages.jsonl, recover: titel}\n")
     with pytest.raises(UserError, match=r"stages\.ramp: recover='titel' is not one of span, "
                                         r"title"):

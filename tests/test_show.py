@@ -45,7 +45,8 @@ def test_the_tally_and_examples_in_the_tallys_proportion(tmp_path):
 
 
 def test_a_run_without_eval_samples_says_what_to_do(tmp_path):
-    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({"name": "r", "stages": {"world": {"size": 20}}}))
+    stages = {"world": {"kind": "toyworld", "size": 20}}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({"name": "r", "stages": stages}))
     with pytest.raises(UserError, match="no eval samples yet"):
         held_out(tmp_path)
     with pytest.raises(UserError, match="not a run folder"):

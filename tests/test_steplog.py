@@ -23,15 +23,15 @@ def scalars(folder) -> dict[str, list[tuple[int, float]]]:
 
 def test_every_stage_s_scalars_are_in_the_run_s_event_files(finished_run):
     board = finished_run / "tensorboard"
-    assert sorted(p.name for p in board.iterdir()) == ["dapo", "eval", "model", "sft"]
-    warm, sft, dapo, ev = (scalars(board / name) for name in ("model", "sft", "dapo", "eval"))
+    assert sorted(p.name for p in board.iterdir()) == ["dapo", "eval", "sft", "warmup"]
+    warm, sft, dapo, ev = (scalars(board / name) for name in ("warmup", "sft", "dapo", "eval"))
     assert {"train/loss", "train/lr"} <= set(warm)
     assert {"train/loss", "train/token_acc", "train/lr", "heldout/span_acc", "heldout/format_ok"} <= set(sft)
     assert {"train/reward", "train/format", "train/answer", "train/kept", "train/kept_fraction", "train/entropy",
             "train/model_tokens", "train/searches", "train/k", "heldout/span_acc"} <= set(dapo)
     assert {"eval/base/ramp-dev/span_acc", "eval/ramp-dapo/toy-qa/em", "eval/ramp-sft/toy-qa/recall"} <= set(ev)
     # metrics.jsonl stays the source of truth: the curves are its numbers, step by step
-    for name, series, key in (("model", warm, "loss"), ("sft", sft, "loss"), ("dapo", dapo, "reward"),
+    for name, series, key in (("warmup", warm, "loss"), ("sft", sft, "loss"), ("dapo", dapo, "reward"),
                               ("sft", sft, "lr")):
         rows = list(read_jsonl(finished_run / name / "metrics.jsonl"))
         assert [s for s, _ in series[f"train/{key}"]] == [r["step"] for r in rows]

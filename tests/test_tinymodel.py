@@ -80,14 +80,14 @@ def test_no_passages_is_a_clear_error(tmp_path):
         init_model([], tmp_path / "m", TAGS)
 
 
-def test_cli_model_init(tmp_path):
+def test_cli_init(tmp_path):
     from click.testing import CliRunner
 
     from minisearch.agent.protocol import system_prompt
     from minisearch.cli import main
 
     out = tmp_path / "m"
-    result = CliRunner().invoke(main, ["model", "init", "--corpus", "toyworld:100", "--out", str(out),
+    result = CliRunner().invoke(main, ["init", "--corpus", "toyworld:100", "--out", str(out),
                                        "--vocab-size", "2000"])
     assert result.exit_code == 0, result.output
     tok = transformers.AutoTokenizer.from_pretrained(out)

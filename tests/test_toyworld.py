@@ -146,7 +146,8 @@ def test_bad_sizes():
 def test_cli_writes_the_world(tmp_path):
     result = CliRunner().invoke(main, ["toyworld", "--size", "80", "--out", str(tmp_path / "w")])
     assert result.exit_code == 0, result.output
-    counts = json.loads(result.output)
+    assert f"wrote {tmp_path / 'w'}" in result.output
+    counts = json.loads((tmp_path / "w" / "done.json").read_text())["counts"]
     assert counts["passages"] == 160  # a lead and a records passage each
     for split in ("train", "dev", "test"):
         lines = (tmp_path / "w" / "qa" / f"{split}.jsonl").read_text().splitlines()

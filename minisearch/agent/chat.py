@@ -31,7 +31,7 @@ class ChatConfig(Settings):
     index: str = setting(help="Index folder or search server URL [default: the run's].")
     model: str = setting(help="Model folder or Hugging Face id [default: the run's].")
     adapter: str | None = setting(None, help="A LoRA adapter [default: the run's newest].")
-    backend: str = setting("cpu", help="Where the model runs.", choices=BACKENDS)
+    model_backend: str = setting("cpu", help="Where the model runs.", choices=BACKENDS, was="backend")
     max_turns: int = setting(4, help="Searches allowed per question.", min=1)
     topk: int = setting(3, help="Passages per search (with --run and no -k: the run's own).", min=1)
     max_new_tokens: int = setting(256, help="Tokens per model turn.", min=1)
@@ -41,14 +41,15 @@ class ChatConfig(Settings):
 
 
 def resolve(run: str | None, index: str | None, model: str | None,
-            topk: int | None = None) -> tuple[str, str, str | None, int]:
-    """(index, model, adapter, passages per search) from a run folder and/or explicit values."""
+            topk: int | None = None, planned: dict | None = None) -> tuple[str, str, str | None, int]:
+    """(index, model, adapter, passages per search) from a run folder and/or explicit values;
+    `planned`: what the run's recipe makes, for a run folder without run.json yet."""
     adapter = None
     if run:
         root = Path(run)
         if not root.is_dir():
             raise UserError(f"no run folder at {run}; make one with `make demo` or `minisearch run RECIPE`")
-        made = json.loads((root / "run.json").read_text()) if (root / "run.json").is_file() else {}
+        made = json.loads((root / "run.json").read_text()) if (root / "run.json").is_file() else planned or {}
         made = {k: _from_run(root, v) for k, v in made.items()}
         index = index or made.get("index") or str(root / "index")
         model = model or made.get("model") or str(root / "model")
@@ -78,7 +79,7 @@ class Agent:
         self.searcher = open_searcher(cfg.index)
         from minisearch.agent.backends import load_backend
 
-        self.backend = load_backend(cfg.backend, cfg.model, cfg.adapter)
+        self.backend = load_backend(cfg.model_backend, cfg.model, cfg.adapter)
         self.generate = self.backend.generate  # replaceable: tests script it
         self.found: list[list[str]] = []  # titles per search, in order
         self.history: list[tuple[str, str]] = []

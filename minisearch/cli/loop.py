@@ -1,12 +1,10 @@
-"""The whole-loop commands (`run`, `eval`, `report`); `cli/main.py` adds them to the `minisearch` group."""
+"""The whole-loop commands (`run`, `report`); `cli/main.py` adds them to the `minisearch` group."""
 
 from __future__ import annotations
 
 import click
 
-from minisearch.cli.options import settings_from, settings_options
 from minisearch.errors import UserError, user_errors
-from minisearch.eval.stage import EvalConfig
 
 
 @click.command("run")
@@ -35,16 +33,6 @@ def run_cmd(recipe, sets, start, report_to, plan_only, hardware):
     preflight(recipe, list(sets), hardware, echo=click.echo)
     root = run_recipe(recipe, list(sets), start, echo=click.echo)
     click.echo(f"Chat with it: minisearch chat --run {root}")
-
-
-@click.command("eval")
-@settings_options(EvalConfig, short={"topk": "-k"})
-@user_errors
-def eval_cmd(**options):
-    """Score the base model and trained adapters on held-out sets; writes OUT/metrics.json and table.md."""
-    from minisearch.eval.stage import run
-
-    run(settings_from(EvalConfig, options), echo=click.echo)
 
 
 @click.command()

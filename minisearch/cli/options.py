@@ -12,7 +12,8 @@ field keeps its own name (`rollout.max_turns` is `--max-turns`) unless another f
 command has that name, then it takes its parent's (`rollout.group` beside DAPO's `group` is
 `--rollout-group`). Values: a bool is `--x/--no-x`; a list is comma-separated
 (`--k-weights 0.4,0.3,0.2,0.1`); a map is repeated `NAME=VALUE` pairs added to its default;
-an `arg` field is a positional argument. Flags left out keep the config's default, because
+an `arg` field is a positional argument; a setting's old name (`was`) stays as a hidden flag that
+fails with the new one. Flags left out keep the config's default, because
 only the flags given reach `recipe.build`, the recipes' own reader and checker.
 """
 
@@ -127,9 +128,20 @@ def settings_options(cls, short: dict[str, str] | None = None, optional: tuple[s
         for leaf in reversed(items):
             short_name = (short or {}).get(leaf.path[-1])
             fn = param(leaf, names[leaf.dest], short_name, cls, leaf.path[-1] in optional)(fn)
+            if leaf.field.metadata.get("was"):
+                fn = old_flag("--" + leaf.field.metadata["was"].replace("_", "-"), names[leaf.dest])(fn)
         return fn
 
     return decorate
+
+
+def old_flag(old: str, new: str):
+    """A hidden flag under a setting's old name: given, it fails with a message naming the new one."""
+    def fail(ctx, param, value):
+        if value is not None:
+            raise click.UsageError(f"{old} is now {new}")
+
+    return click.option(old, hidden=True, expose_value=False, callback=fail, is_eager=True)
 
 
 def nested_default(cls, path: tuple[str, ...]):

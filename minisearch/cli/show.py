@@ -17,7 +17,7 @@ from minisearch.jsonl import read_jsonl
 def held_out(root: Path, n: int = 3) -> tuple[list[str], list[dict]]:
     """(tally lines, examples): the run's last trained model on its first QA set (else its
     first set); each example {"question", "gold", "right", "type"}."""
-    from minisearch.eval.qasets import load_set
+    from minisearch.eval.qaset import load_set
     from minisearch.pipeline.stages import run_stages
 
     evals = [s.cfg for s in run_stages(root) if s.kind == "eval"]

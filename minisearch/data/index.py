@@ -2,7 +2,7 @@
 
     minisearch index build runs/demo/corpus --out runs/demo/index          # a run's corpus
     minisearch index build ./notes                                          # writes ./notes.idx
-    minisearch index build toyworld:10000 --out toy.idx --backend bm25s
+    minisearch index build toyworld:10000 --out toy.idx --search-backend bm25s
 
 The source is anything the corpus stage reads (a passages JSONL, a folder of .txt/.md/.jsonl,
 `toyworld[:SIZE]`, `hf:DATASET`). The folder appears only when complete (done.json inside).
@@ -27,7 +27,8 @@ class IndexConfig(Settings):
     source: str = setting(help="Passages to index: a JSONL, a corpus folder, a folder of documents.", path=True,
                           arg=True)
     out: str | None = setting(None, help="Index folder [default: SOURCE.idx beside the source].")
-    backend: str = setting("whoosh", help="whoosh (small corpora) or bm25s (big ones).", choices=BACKENDS)
+    search_backend: str = setting("whoosh", help="whoosh (small corpora) or bm25s (big ones).", choices=BACKENDS,
+                                  was="backend")
     procs: int = setting(1, help="Indexing processes (whoosh).", min=1)
     strict: bool = setting(False, help="Fail on the first bad input line instead of skipping it.")
 
@@ -45,8 +46,8 @@ def run(cfg: IndexConfig, echo=print) -> Path:
     report = CorpusReport()
     with stage_folder(out, asdict(cfg)) as (tmp, counts):
         passages = tqdm(iter_passages(cfg.source, strict=cfg.strict, report=report),
-                        desc=f"indexing ({cfg.backend})", unit=" passages", mininterval=1.0)
-        meta = build_index(passages, tmp, backend=cfg.backend, procs=cfg.procs, source=cfg.source)
+                        desc=f"indexing ({cfg.search_backend})", unit=" passages", mininterval=1.0)
+        meta = build_index(passages, tmp, backend=cfg.search_backend, procs=cfg.procs, source=cfg.source)
         counts.update(passages=meta["passages"], skipped=report.read - report.kept)
     if report.read != report.kept:
         echo(report.summary())

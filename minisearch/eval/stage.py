@@ -1,6 +1,6 @@
 """The eval stage: every model of a run (base, after each training stage) on every held-out set.
 
-    cfg = EvalConfig(model="runs/demo/model", index="runs/demo/index", out="runs/demo/eval",
+    cfg = EvalConfig(model="runs/demo/warmup", index="runs/demo/index", out="runs/demo/eval",
                      models={"base": None, "sft": "runs/demo/sft/adapter"},
                      sets={"ramp-dev": "runs/demo/ramp/dev.jsonl", "toy-qa": "runs/demo/world/qa/dev.jsonl"})
 
@@ -25,7 +25,7 @@ from minisearch.agent.backends import BACKENDS, Completion
 from minisearch.agent.protocol import MAX_QUERY_CHARS, write_turn
 from minisearch.agent.rollout import RolloutConfig, prompt_ids
 from minisearch.eval.evaluate import evaluate
-from minisearch.eval.qasets import load_set
+from minisearch.eval.qaset import load_set
 from minisearch.jsonl import read_jsonl, write_jsonl
 from minisearch.records import MASK
 from minisearch.rundir import stage_folder
@@ -53,7 +53,7 @@ class EvalConfig(Settings):
     baselines: list = setting(list(BASELINES), choices=BASELINES,
                               help="Baselines of the base model beside the prompted agent (Agent-PE); '' for none.")
     limit: int = setting(64, help="Tasks per set (the first ones).", min=1)
-    backend: str = setting("cpu", help="Where the model runs.", choices=BACKENDS)
+    model_backend: str = setting("cpu", help="Where the model runs.", choices=BACKENDS, was="backend")
     corpus: str = setting("", help="The corpus named in the table [default: the index's source].")
     rollout: RolloutConfig = setting(RolloutConfig(temperature=0.0))
 
@@ -110,7 +110,7 @@ def run(cfg: EvalConfig, echo=print) -> Path:
                     if not path.is_file():
                         if backend is None:  # loaded with an adapter, so the gpu backend takes its LoRA rank
                             current = next((a for a in cfg.models.values() if a), None)
-                            backend = owned.enter_context(load_backend(cfg.backend, cfg.model, current))
+                            backend = owned.enter_context(load_backend(cfg.model_backend, cfg.model, current))
                         if adapter != current:
                             backend.use_adapter(adapter)  # same engine, a new LoRA request
                             current = adapter

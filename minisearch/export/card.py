@@ -34,8 +34,8 @@ HEADER_METRICS = ("span_acc", "span_recall", "em", "f1", "recall", "format_ok")
 
 def base_of(model: str, root: Path) -> dict:
     """The base model of an adapter: {"name": what the card calls it, "hub_id": its Hub id or None,
-    "license": a Hub license id}. A folder `minisearch model get` wrote names its source in
-    source.json; a model `model init` built is minisearch's own (Apache-2.0, like the project)."""
+    "license": a Hub license id}. A folder `minisearch pretrained` wrote names its source in
+    source.json; a model `minisearch init` built is minisearch's own (Apache-2.0, like the project)."""
     from minisearch.pretrained import SOURCE_INFO
     from minisearch.records import tiny_model_info
 

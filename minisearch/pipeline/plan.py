@@ -149,7 +149,7 @@ class Planner:
     def plan(self) -> list[Cost]:
         costs = []
         for stage in self.stages:
-            gpu = getattr(stage.cfg, "backend", "cpu") == "gpu"
+            gpu = getattr(stage.cfg, "model_backend", "cpu") == "gpu"
             cost = getattr(self, f"_{stage.kind}")(stage.cfg, Cost(stage.name, stage.kind, {}, gpu=gpu))
             cost.seconds = round(cost.seconds, 1)
             if stage.kind != "index" and getattr(stage.cfg, "index", None):
@@ -160,7 +160,7 @@ class Planner:
     def _items(self, kind: str, n: float) -> float:
         return n / self.hw["items_s"][kind]
 
-    def _world(self, cfg, cost):
+    def _toyworld(self, cfg, cost):
         qa = cfg.size * self.load["qa_per_entity"]
         words = self.load["words_per_passage"]["toyworld" if cfg.records else "toyworld_leads"]
         passages = cfg.size * (2 if cfg.records else 1)  # a lead and a records passage each
@@ -168,7 +168,7 @@ class Planner:
         self.flow[f"{cfg.out}/qa/train.jsonl"] = {"tasks": qa * self.load["qa_train_share"], "qa": True}
         self.flow[f"{cfg.out}/qa/dev.jsonl"] = {"tasks": qa * (1 - self.load["qa_train_share"]) / 2, "qa": True}
         cost.work = {"passages": passages, "tasks": round(qa)}
-        cost.seconds = self._items("world", cfg.size)
+        cost.seconds = self._items("toyworld", cfg.size)
         cost.disk_gb = cfg.size * 2000 / GB
         return cost
 
@@ -183,10 +183,10 @@ class Planner:
     def _index(self, cfg, cost):
         src = self.source(cfg.source)
         n = src.get("passages", 0)
-        self.flow[cfg.out] = {**src, "backend": cfg.backend}
+        self.flow[cfg.out] = {**src, "backend": cfg.search_backend}
         cost.work = {"passages": n}
-        cost.seconds = n / self.hw["index_passages_s"][cfg.backend]
-        if cfg.backend == "bm25s":
+        cost.seconds = n / self.hw["index_passages_s"][cfg.search_backend]
+        if cfg.search_backend == "bm25s":
             ram = self.hw["bm25s_ram"]
             cost.ram_gb = ram["base_gb"] + ram["per_million_gb"] * n / 1e6
             cost.disk_gb = n * (src.get("words", 100) * 6.5 + 40 + 56 * 8 + 8) / GB + n * 56 * 12 / GB  # + runs

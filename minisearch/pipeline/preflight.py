@@ -3,7 +3,7 @@
 Each stage kind says in `NEEDS` what it will import and reach, read from its config:
 packages per backend (`backends.backend_needs`: Unsloth, vLLM, its bitsandbytes plugin,
 bitsandbytes and TRL for the gpu backend, a CUDA build of torch seeing a GPU), search
-backends, QA sets and their loaders (`qasets.set_needs`: FanOutQA's package and the
+backends, QA sets and their loaders (`qaset.set_needs`: FanOutQA's package and the
 FlashRAG sets' `datasets` come with the `hf` extra), corpus sources, the models (the
 student's, the teacher's, the judge's, the perplexity masker's: a folder, or a hub id in the
 local cache or with the hub reachable), adapters and task files (on disk or written by an
@@ -19,7 +19,7 @@ from pathlib import Path
 from minisearch.agent.backends import backend_needs
 from minisearch.data.corpus import source_needs
 from minisearch.errors import UserError
-from minisearch.eval.qasets import set_needs
+from minisearch.eval.qaset import set_needs
 from minisearch.needs import Need, file, model, package, unmet
 from minisearch.pipeline.plan import GB, Planner
 from minisearch.search import search_needs
@@ -32,12 +32,12 @@ def _files(paths, why: str, fix: str) -> list[Need]:
 
 def _models(cfg, why: str, *specs) -> list[Need]:
     """The model folders or hub ids `specs` (None skipped), each loaded by the stage's backend."""
-    return [model(s, why) for s in specs if s] + (backend_needs(cfg.backend, why) if specs else [])
+    return [model(s, why) for s in specs if s] + (backend_needs(cfg.model_backend, why) if specs else [])
 
 
 def _traj(c, why):
     teacher = _models(c, f"{why}, teacher", c.teacher_model) if c.teacher == "agents" else []
-    student = backend_needs(c.backend, f"{why}, student rounds") if c.rounds > 1 else []
+    student = backend_needs(c.model_backend, f"{why}, student rounds") if c.rounds > 1 else []
     return (_files(c.tasks, why, "run the ramp stage first") + search_needs(c.index, why) + [model(c.model, why)]
             + teacher + student + (source_needs(c.corpus, why) if c.corpus else []))
 
@@ -62,9 +62,9 @@ def _eval(c, why):
 
 # kind -> needs(config, why): what the stage imports and reaches (tests check every kind is here)
 NEEDS = {
-    "world": lambda c, why: [],
+    "toyworld": lambda c, why: [],
     "corpus": lambda c, why: source_needs(c.source, why),
-    "index": lambda c, why: source_needs(c.source, why) + search_needs(None, why, backend=c.backend),
+    "index": lambda c, why: source_needs(c.source, why) + search_needs(None, why, backend=c.search_backend),
     "init": lambda c, why: source_needs(c.corpus, why),
     "warmup": lambda c, why: [model(c.model, why)] + source_needs(c.corpus, why),
     "pretrained": lambda c, why: [package("gguf", why, "pip install -e '.[real]'")]
@@ -117,7 +117,7 @@ def preflight(path: str, sets: list[str], hardware: str | None = None, echo=prin
     recipe = read_recipe(path, sets)
     root, stages = plan(recipe)
     missing = missing_needs(stages)
-    gpu = any(getattr(s.cfg, "backend", "cpu") == "gpu" for s in stages)
+    gpu = any(getattr(s.cfg, "model_backend", "cpu") == "gpu" for s in stages)
     vram = 0.0
     if gpu and not any(m.startswith("a CUDA GPU") for m in missing):
         import torch

@@ -4,8 +4,8 @@
     seed: 0                       # every stage's seed unless the stage sets its own
     report_to: [tensorboard]      # live curves (minisearch.steplog); default: tensorboard if installed
     stages:
-      world:  {size: 2000}        # the key is the stage's folder; its kind defaults to the key
-      sft:    {data: traj, model: model, lr: 5.0e-3}
+      world:  {kind: toyworld, size: 2000}   # the key is the stage's folder; kind defaults to the key
+      sft:    {data: traj, model: warmup, lr: 5.0e-3}
       qa-sft: {kind: sft, data: qa-traj, adapter: sft/adapter}
 
 A stage's keys are its config's fields (`minisearch.pipeline.stages.KINDS`), nested configs as nested
@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from minisearch.errors import UserError, nearest
-from minisearch.settings import default_of
+from minisearch.settings import default_of, renamed
 
 TOP_KEYS = ("name", "out", "seed", "report_to", "stages")
 
@@ -87,6 +87,8 @@ def build(cls, values: dict, where: str, fixed: dict | None = None, base=None):
     hints = typing.get_type_hints(cls)
     kwargs = dict(fixed)
     for key, value in (values or {}).items():
+        if key not in fields and renamed(cls, key):
+            raise UserError(f"{where}: {key!r} is now {renamed(cls, key)!r} (rename the key)")
         if key not in fields or key in fixed:
             valid = [k for k in fields if k not in fixed]
             why = "is set by the runner" if key in fixed else "is not a setting of this stage"

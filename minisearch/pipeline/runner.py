@@ -31,7 +31,7 @@ import yaml
 from minisearch.errors import UserError, nearest
 from minisearch.pipeline.preflight import check_needs
 from minisearch.pipeline.recipe import read_recipe
-from minisearch.pipeline.stages import Stage, plan
+from minisearch.pipeline.stages import Stage, plan, run_stages
 from minisearch.rundir import is_complete, read_done, run_relative
 from minisearch.steplog import reporting, trackers
 
@@ -104,4 +104,17 @@ def final_model(stages: list[Stage]) -> dict:
             out.setdefault("model", s.cfg.out)
         if s.kind == "index":
             out["index"] = s.cfg.out
+    return out
+
+
+def planned_model(root: str | Path) -> dict:
+    """`final_model` of a run folder's recipe, for a run with no run.json yet (under way or
+    killed): chat finds the model whatever the recipe named its stage (runs/demo/warmup). The
+    adapter only once it is written; {} for a folder without a recipe."""
+    root = Path(root)
+    if not (root / "recipe.yaml").is_file():
+        return {}
+    out = final_model(run_stages(root))
+    if "adapter" in out and not Path(out["adapter"]).is_dir():
+        del out["adapter"]
     return out

@@ -13,21 +13,25 @@ from minisearch.errors import UserError, nearest
 from minisearch.pipeline.recipe import build, read_recipe
 from minisearch.settings import path_fields
 
-# kind -> (module, config class); the module's run(cfg, echo) does the stage's work.
+# kind -> (module, config class); the module's run(cfg, echo) does the stage's work. One name per
+# stage: the kind is also the stage's command (`minisearch KIND`, made from this table by
+# cli/stages.py) and a part of its module's name.
 KINDS = {
-    "world": ("minisearch.data.toyworld", "WorldConfig"),
+    "toyworld": ("minisearch.data.toyworld", "WorldConfig"),
     "corpus": ("minisearch.data.corpus", "CorpusConfig"),
     "index": ("minisearch.data.index", "IndexConfig"),
-    "init": ("minisearch.tiny.model", "InitConfig"),
+    "init": ("minisearch.tiny.init", "InitConfig"),
     "warmup": ("minisearch.tiny.warmup", "WarmupConfig"),
     "pretrained": ("minisearch.pretrained", "PretrainedConfig"),
     "ramp": ("minisearch.ramp.tasks", "RampConfig"),
     "traj": ("minisearch.train.traj", "TrajConfig"),
     "sft": ("minisearch.train.sft", "SftConfig"),
     "dapo": ("minisearch.train.dapo", "DapoConfig"),
-    "qaset": ("minisearch.eval.qasets", "QaSetConfig"),
+    "qaset": ("minisearch.eval.qaset", "QaSetConfig"),
     "eval": ("minisearch.eval.stage", "EvalConfig"),
 }
+# Kinds renamed so that kind, command and module agree: old kind -> new (an error, not an alias).
+RENAMED_KINDS = {"world": "toyworld"}
 
 
 @dataclasses.dataclass
@@ -45,6 +49,9 @@ def plan(recipe: dict) -> tuple[Path, list[Stage]]:
     for name, values in recipe["stages"].items():
         values = dict(values or {})
         kind = values.pop("kind", name)
+        if kind in RENAMED_KINDS:
+            new = RENAMED_KINDS[kind]
+            raise UserError(f"recipe stage {name!r}: kind {kind!r} is now {new!r} (write `kind: {new}` in the stage)")
         if kind not in KINDS:
             raise UserError(f"recipe stage {name!r}: unknown kind {kind!r}{nearest(kind, KINDS)}; "
                             f"kinds: {', '.join(KINDS)} (set `kind:` when the stage's name is not one)")

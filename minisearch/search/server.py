@@ -40,6 +40,17 @@ class Limits(Settings):
     max_topk: int = setting(100, help="Hits one query may ask for.", min=1)
 
 
+@dataclass
+class ServeConfig(Settings):
+    """`minisearch serve`'s settings: where it listens is a setting like any other, local by default."""
+
+    index: str = setting(help="The index folder to serve.", arg=True)
+    host: str = setting("127.0.0.1", help="Address to listen on (0.0.0.0 opens it to the network).")
+    port: int = setting(8000, help="Port to listen on.", min=1)
+    workers: int = setting(1, help="Search processes for large batches.", min=1)
+    limits: Limits = setting(Limits())
+
+
 class BadRequest(Exception):
     """A request the API refuses: the status and what to tell the client."""
 
@@ -147,17 +158,17 @@ def make_app(searcher: Searcher, meta: dict, limits: Limits = Limits()):
                      exception_handlers={404: not_found, 405: not_found})
 
 
-def serve(index: str, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, limits: Limits = Limits(),
-          echo=print) -> None:
+def serve(cfg: ServeConfig, echo=print) -> None:
     """Serve the index folder until interrupted."""
     import uvicorn
 
     from minisearch.search import open_searcher, read_meta
 
-    meta = read_meta(index)
-    with open_searcher(index, workers=workers) as searcher:
-        echo(f"serving {index} ({len(searcher)} passages, {meta['backend']}) at http://{host}:{port}/retrieve")
-        uvicorn.run(make_app(searcher, meta, limits), host=host, port=port, log_level="warning")
+    meta = read_meta(cfg.index)
+    with open_searcher(cfg.index, workers=cfg.workers) as searcher:
+        echo(f"serving {cfg.index} ({len(searcher)} passages, {meta['backend']}) at "
+             f"http://{cfg.host}:{cfg.port}/retrieve")
+        uvicorn.run(make_app(searcher, meta, cfg.limits), host=cfg.host, port=cfg.port, log_level="warning")
 
 
 @contextmanager

@@ -4,7 +4,7 @@ A search agent copies: the title from its prompt into a query, a name from the s
 into its answer. A pretrained LLM does it with induction heads (find where the current token
 stood before, predict what followed it), a circuit that forms late in pretraining, after far
 more tokens than a CPU warm-up reads (a warm-up from random weights learns none, and a planted
-circuit left trainable is overwritten: docs/tiny-model.md). So `minisearch model init` builds
+circuit left trainable is overwritten: docs/tiny-model.md). So `minisearch init` builds
 the circuit into heads of layers 0 and 1 and the warm-up keeps those weights fixed; everything
 else learns.
 

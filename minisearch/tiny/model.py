@@ -1,7 +1,8 @@
 """The tiny CPU model: a byte-level BPE tokenizer trained on the corpus and a small,
-randomly initialised Qwen2, saved like any Hugging Face model.
+randomly initialised Qwen2, saved like any Hugging Face model (the init stage, `tiny/init.py`,
+writes one as a stage folder).
 
-    minisearch model init --corpus runs/demo/corpus/passages.jsonl --out runs/demo/model
+    init_model(passages, "models/tiny", TAGS)     # or: minisearch init --corpus CORPUS --out DIR
 
 No weights can be downloaded in tests or on a laptop without internet, so the CPU path
 builds its own model. It knows nothing at first: its recipe starts with a short
@@ -99,26 +100,3 @@ def init_model(passages: Iterable[dict], out: str | Path, tags: list[str],
     (out / TINY_INFO).write_text(json.dumps({**asdict(cfg), "parameters": params,
                                                      "passages": len(texts), "tags": tags}, indent=2) + "\n")
     return out
-
-
-@dataclass
-class InitConfig(Settings):
-    corpus: str = setting(help="Passages to train the tokenizer on (any corpus source).", path=True)
-    out: str = setting(help="Model folder to write.")
-    arch: TinyModelConfig = setting(TinyModelConfig())
-
-
-def run(cfg: InitConfig, echo=print) -> Path:
-    """`minisearch model init` as a stage: tokenizer + random model, written whole with done.json."""
-    from minisearch.agent.protocol import TAGS, ramp_question, system_prompt
-    from minisearch.data.corpus import iter_passages
-    from minisearch.records import MASK
-    from minisearch.rundir import stage_folder
-
-    prompts = [system_prompt(), ramp_question(MASK)] * 20  # so the prompts' words are whole tokens
-    with stage_folder(cfg.out, asdict(cfg)) as (tmp, counts):
-        init_model(list(iter_passages(cfg.corpus)), tmp, TAGS, cfg.arch, extra_texts=prompts)
-        made = json.loads((tmp / TINY_INFO).read_text())
-        counts.update(parameters=made["parameters"], passages=made["passages"], vocab_size=cfg.arch.vocab_size)
-    echo(f"tiny model ready: {counts['parameters']:,} parameters, trained tokenizer, in {cfg.out}")
-    return Path(cfg.out)

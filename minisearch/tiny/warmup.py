@@ -1,10 +1,10 @@
 """The tiny model's language-model warm-up: next-token training of ALL weights on the corpus.
 
-    minisearch model warmup --model runs/demo/model --corpus runs/demo/corpus --out runs/demo/warm
+    minisearch warmup --model runs/demo/init --corpus runs/demo/corpus --out runs/demo/warmup
 
 The tiny CPU model starts from random weights, so before RAMP and SFT (which train LoRA
 adapters, as on a GPU) it reads the corpus once or a few times. This step exists only for
-models built by `minisearch model init`; a pretrained model (Qwen2.5 on a GPU) skips it.
+models built by `minisearch init`; a pretrained model (Qwen2.5 on a GPU) skips it.
 
     loss = mean over tokens t of -log p(x_t | x_<t), on blocks of `seq_len` tokens cut from
     the concatenated passages (each passage ends with the end-of-text token).
@@ -12,7 +12,7 @@ models built by `minisearch model init`; a pretrained model (Qwen2.5 on a GPU) s
 A share of the blocks (`copy_share`) are copy exercises, text that can be predicted only by
 copying: half of them random corpus tokens repeating with a random period (6-40 tokens),
 half corpus blocks with six of their own spans (4-24 tokens) written again further on. A
-model built by `minisearch model init` has a planted induction circuit (`minisearch.tiny.copyhead`)
+model built by `minisearch init` has a planted induction circuit (`minisearch.tiny.copyhead`)
 whose weights the warm-up keeps fixed; the exercises teach the rest of the model to trust it
 (measured with `bench/induction.py`, which shows what this buys). Each step's loss and
 learning rate go to `metrics.jsonl` and the run's trackers (`minisearch.steplog`).
@@ -39,7 +39,7 @@ from minisearch.tiny.copyhead import freeze
 
 @dataclass
 class WarmupConfig(Settings):
-    model: str = setting(help="The model folder from `minisearch model init`.", path=True)
+    model: str = setting(help="The model folder from `minisearch init`.", path=True)
     corpus: str = setting(help="Text to read (any corpus source).", path=True)
     out: str = setting(help="Folder for the warmed-up model.")
     steps: int = setting(600, help="Optimiser steps (fewer left the SFT agent unable to copy a title: "
@@ -142,7 +142,7 @@ def run(cfg: WarmupConfig, echo=print) -> Path:
                      f"lr {scheduler.get_last_lr()[0]:.2e} {time.time() - start:.0f}s")
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if info:  # the warmed-up model is still one `model init` built
+        if info:  # the warmed-up model is still one `minisearch init` built
             (tmp / TINY_INFO).write_text(json.dumps(info, indent=2) + "\n")
         first, last = history[0]["loss"], sum(h["loss"] for h in history[-10:]) / min(10, len(history))
         counts.update(steps=cfg.steps, blocks=len(data), first_loss=first, final_loss=round(last, 4))

@@ -1,6 +1,6 @@
 """The dapo stage: DAPO reinforcement learning of the agent's LoRA adapter, over the rollout engine.
 
-    minisearch dapo runs/demo/ramp/train.jsonl --index runs/demo/index --model runs/demo/model \\
+    minisearch dapo runs/demo/ramp/train.jsonl --index runs/demo/index --model runs/demo/warmup \\
         --adapter runs/demo/sft/adapter --out runs/demo/dapo
 
 Each step, for tasks q drawn from the curriculum, G trajectories o_1..o_G are sampled and
@@ -70,7 +70,7 @@ class DapoConfig(Settings):
     out: str = setting(help="Stage folder to write.")
     adapter: str | None = setting(None, help="Start from this LoRA adapter (the sft stage's) [default: a fresh "
                                              "one].", path=True)
-    backend: str = setting("cpu", help="Where the model trains and samples.", choices=BACKENDS)
+    model_backend: str = setting("cpu", help="Where the model trains and samples.", choices=BACKENDS, was="backend")
     lora_rank: int = setting(16, help="Rank of a fresh LoRA adapter (0: train the given adapter).")
     steps: int = setting(20, help="Training steps.", min=1)
     batch_tasks: int = setting(8, help="Groups kept per step (dynamic sampling).", min=1)
@@ -304,7 +304,7 @@ def run(cfg: DapoConfig, echo=print, reward_fn=None) -> Path:
                                        promote_reward=cfg.promote_reward)
     set_seed(cfg.seed)
     with ExitStack() as owned:  # closed at the end, so the next stage finds the GPU free
-        backend = owned.enter_context(load_backend(cfg.backend, cfg.model, cfg.adapter, cfg.lora_rank))
+        backend = owned.enter_context(load_backend(cfg.model_backend, cfg.model, cfg.adapter, cfg.lora_rank))
         backend.set_grad_checkpoint(cfg.grad_checkpoint)
         params = [p for p in backend.model.parameters() if p.requires_grad]
         if not params:
@@ -315,7 +315,7 @@ def run(cfg: DapoConfig, echo=print, reward_fn=None) -> Path:
         if cfg.reward.answer == "judge":
             from minisearch.train.rewards import Judge
 
-            judge_model = owned.enter_context(load_backend(cfg.backend, cfg.judge_model))  # beside the policy
+            judge_model = owned.enter_context(load_backend(cfg.model_backend, cfg.judge_model))  # beside the policy
             judge = Judge(judge_model, cfg.judge_timeout, cfg.reward.judge_fallback)
         counts = _train(cfg, backend, optimizer, rng, judge, curriculum, eval_tasks, val_tasks, echo, reward_fn)
     echo(f"dapo: reward {counts['first_reward']:.3f} -> {counts['final_reward']:.3f} over {cfg.steps} steps; "

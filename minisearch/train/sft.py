@@ -45,7 +45,7 @@ class SftConfig(Settings):
     model: str = setting(help="Base model folder or Hugging Face id.", path=True)
     out: str = setting(help="Stage folder to write.")
     adapter: str | None = setting(None, help="Continue from this LoRA adapter instead of a fresh one.", path=True)
-    backend: str = setting("cpu", help="Where the model trains.", choices=BACKENDS)
+    model_backend: str = setting("cpu", help="Where the model trains.", choices=BACKENDS, was="backend")
     lora_rank: int = setting(16, help="Rank of a fresh LoRA adapter.", min=1)
     train_embeddings: bool | None = setting(None, help="Train the embeddings too [default: a fresh adapter on the "
                                                        "tiny model does, a loaded one goes on as it was].")
@@ -192,7 +192,7 @@ def make_trainer(backend, rows: list[dict], cfg: SftConfig, folder: Path, log: S
         gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr, num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps, warmup_steps=cfg.warmup_ratio, lr_scheduler_type="cosine", logging_steps=1,
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2, seed=cfg.seed, data_seed=cfg.seed,
-        report_to="none", use_cpu=cfg.backend != "gpu", remove_unused_columns=False,
+        report_to="none", use_cpu=cfg.model_backend != "gpu", remove_unused_columns=False,
         train_sampling_strategy="group_by_length", dataloader_num_workers=0, disable_tqdm=False)
     trainer = MaskedTrainer(model=backend.model, args=args, train_dataset=rows,
                             data_collator=collate(backend.tokenizer.pad_token_id))
@@ -223,7 +223,7 @@ def run(cfg: SftConfig, echo=print, backend=None) -> Path:
         counts = _train(cfg, backend, records, eval_tasks, echo)
     else:
         set_seed(cfg.seed)  # the fresh LoRA weights depend on it: same seed, same run
-        with load_backend(cfg.backend, cfg.model, cfg.adapter, cfg.lora_rank, cfg.train_embeddings) as backend:
+        with load_backend(cfg.model_backend, cfg.model, cfg.adapter, cfg.lora_rank, cfg.train_embeddings) as backend:
             counts = _train(cfg, backend, records, eval_tasks, echo)
     echo(f"sft: loss {counts['first_loss']:.3f} -> {counts['final_loss']:.3f} over {counts['steps']} steps; "
          f"adapter in {Path(cfg.out) / 'adapter'}")

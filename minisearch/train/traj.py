@@ -1,7 +1,7 @@
 """The traj stage: accepted trajectories for RAMP or QA tasks, from a teacher, then from
 the student itself (self-evolving rounds).
 
-    minisearch traj runs/demo/ramp/train.jsonl --index runs/demo/index --model runs/demo/model --out runs/demo/traj
+    minisearch traj runs/demo/ramp/train.jsonl --index runs/demo/index --model runs/demo/warmup --out runs/demo/traj
     minisearch traj TASKS --index DIR --model Qwen/Qwen2.5-1.5B-Instruct --out DIR \
         --teacher agents --teacher-model Qwen/Qwen2.5-7B-Instruct
 
@@ -50,7 +50,7 @@ class TrajConfig(Settings):
                                 "--teacher-model.")
     teacher_model: str | None = setting(None, help="Model folder or Hugging Face id for the agents teacher.",
                                         path=True)
-    backend: str = setting("cpu", help="Where the models run.", choices=BACKENDS)
+    model_backend: str = setting("cpu", help="Where the models run.", choices=BACKENDS, was="backend")
     corpus: str | None = setting(None, help="Passages (for the scripted teacher's QA tasks: entity names).",
                                  path=True)
     limit: int | None = setting(None, help="Tasks for the teacher's round [default: all].", min=1)
@@ -94,7 +94,7 @@ def make_teacher(cfg: TrajConfig):
         from minisearch.agent.backends import load_backend
         from minisearch.train.teachers.agents import AgentTeacher
 
-        return AgentTeacher(load_backend(cfg.backend, cfg.teacher_model), cfg.teach)
+        return AgentTeacher(load_backend(cfg.model_backend, cfg.teacher_model), cfg.teach)
     raise AssertionError(cfg.teacher)  # TrajConfig checks its choices
 
 
@@ -184,7 +184,7 @@ def student_sft(cfg: TrajConfig, r: int, work: Path):
     from minisearch.train.sft import SftConfig
 
     return SftConfig(data=str(work / "pool.jsonl"), model=cfg.model, out=str(work / "sft"),
-                     backend=cfg.backend, max_steps=cfg.student_steps, seed=cfg.seed + r, lr=cfg.student_lr)
+                     model_backend=cfg.model_backend, max_steps=cfg.student_steps, seed=cfg.seed + r, lr=cfg.student_lr)
 
 
 def run(cfg: TrajConfig, echo=print) -> Path:
@@ -215,7 +215,7 @@ def run(cfg: TrajConfig, echo=print) -> Path:
                 from minisearch.agent.backends import load_backend
                 from minisearch.train.sft import SftConfig
 
-                student = owned.enter_context(load_backend(cfg.backend, cfg.model,
+                student = owned.enter_context(load_backend(cfg.model_backend, cfg.model,
                                                            lora_rank=SftConfig.lora_rank))
             records = (teacher_round(chunk, cfg, searcher, tmp / "attempts-0.jsonl", echo) if r == 0
                        else student_round(r, chunk, pool, cfg, searcher, tmp, echo, student))

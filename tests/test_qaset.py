@@ -6,7 +6,7 @@ import json
 import pytest
 
 from minisearch.errors import UserError
-from minisearch.eval.qasets import QaSetConfig, load_set, run
+from minisearch.eval.qaset import QaSetConfig, load_set, run
 
 
 def test_local_jsonl_and_its_problems(tmp_path):
@@ -28,11 +28,11 @@ def test_named_sets_come_from_the_cache_or_fail_clearly_offline(tmp_path, monkey
     (tmp_path / "qa" / "bamboogle-test.jsonl").write_text(
         json.dumps({"id": "b1", "question": "Who?", "golden_answers": ["Ann"]}) + "\n")
     assert load_set("bamboogle")[0]["golden_answers"] == ["Ann"]
-    import minisearch.eval.qasets as qasets
+    import minisearch.eval.qaset as qaset
 
     def offline(name, split):
         raise ConnectionError("no network")
-    monkeypatch.setattr(qasets, "flashrag", offline)
+    monkeypatch.setattr(qaset, "flashrag", offline)
     with pytest.raises(UserError, match=r"could not download musique.*Offline\?.*musique-dev.jsonl"):
         load_set("musique")
     with pytest.raises(UserError, match="freshqa:PATH"):
