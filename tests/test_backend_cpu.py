@@ -84,7 +84,7 @@ def test_token_logprobs_can_carry_gradients(backend):
 
 
 def test_missing_model_says_how_to_make_one(tmp_path):
-    with pytest.raises(UserError, match="minisearch model init"):
+    with pytest.raises(UserError, match="minisearch init"):
         CpuBackend(tmp_path / "nothing")
 
 

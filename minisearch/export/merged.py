@@ -20,6 +20,7 @@ from pathlib import Path
 
 from minisearch.agent.protocol import STOP
 from minisearch.errors import UserError
+from minisearch.records import TINY_INFO
 
 
 def merge(root: str | Path, stages, name: str, out: str | Path, hub: bool = False) -> Path:
@@ -56,6 +57,8 @@ def write_merged(model: str | Path, adapter: str | Path, folder: str | Path) -> 
     merged = backend.model.merge_and_unload().to(dtype)
     merged.save_pretrained(str(folder))
     backend.tokenizer.save_pretrained(str(folder))
+    if (Path(model) / TINY_INFO).is_file():  # still the tiny model: its marker keeps it sampled as one (float32)
+        shutil.copy(Path(model) / TINY_INFO, Path(folder) / TINY_INFO)
     generation_config(backend.tokenizer, merged.generation_config).save_pretrained(str(folder))
     backend.close()
     return Path(folder)

