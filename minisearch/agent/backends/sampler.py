@@ -147,7 +147,8 @@ class CachedSampler:
 
     def _forward(self, kv, filled: int, ids, positions, mask):
         """One forward over `ids` (rows, width) on top of `filled` buffer positions; returns the
-        last position's logits (rows, vocab) in float32. `mask`: (rows, 1, width, filled + width)."""
+        last position's logits (rows, vocab) in float32. `mask`: (rows, 1, width, filled + width).
+        `logits_to_keep=1`: the output layer runs on the last position only, never (rows, width, vocab)."""
         layers = kv.shape[1]
         cache = Cache(layers=[_BufferLayer(kv, layer, filled) for layer in range(layers)])
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
