@@ -188,6 +188,40 @@ def test_greedy_multi_turn_equals_hf_generate_on_smollm2(smollm2, toy_world, tmp
     assert compared >= 8 * 3 * 6
 
 
+def test_bf16_scoring_trains_as_float32_does_on_smollm2(smollm2, toy_world):
+    """`train_dtype: bfloat16` (the auto choice for a pretrained model on a bf16 CPU): the body under
+    autocast, the output layer in float32. A DAPO mini-batch's gradient points where float32's does,
+    log-probs stay close, and pi_old scored in the gradient pass's micro-batches gives an on-policy
+    ratio of exactly 1 (in bf16 another padding width moves it by up to ~0.2)."""
+    from minisearch.train.dapo import DapoConfig, accumulate, no_grad_pass
+
+    backend = perturb(CpuBackend(smollm2, lora_rank=4, train_dtype="float32"), scale=0.02)
+    backend.scoring_mode()
+    tok = backend.tokenizer
+    seqs = [prompt_ids(tok, t, 2)[0] + tok(" Ostrivel is a city.", add_special_tokens=False)["input_ids"]
+            for t in toy_world.qa["train"][:4]]
+    scored = [torch.arange(len(s) - 1) >= len(s) - 12 for s in seqs]
+    masks = [m.float() for m in scored]
+    advantages = torch.tensor([1.0, -1.0, 0.5, -0.5])
+    cfg = DapoConfig("tasks", "index", "model", "out", micro_tokens=2 * max(len(s) for s in seqs))
+    chunk, params = [0, 1, 2, 3], [p for p in backend.model.parameters() if p.requires_grad]
+
+    def step(dtype):
+        backend.autocast_dtype = dtype
+        backend.model.zero_grad()
+        old = no_grad_pass(backend, [chunk], seqs, scored, cfg.micro_tokens)
+        out = accumulate(backend, chunk, seqs, scored, masks, old, None, advantages, cfg)
+        return torch.cat([p.grad.flatten() for p in params]), old, out
+
+    g32, old32, _ = step(None)
+    g16, old16, out = step(torch.bfloat16)
+    assert out["ratio_error"] == 0.0
+    assert float(torch.nn.functional.cosine_similarity(g16, g32, dim=0)) > 0.99
+    assert 0.9 < float(g16.norm() / g32.norm()) < 1.1
+    gaps = torch.cat([(a - b)[m] for a, b, m in zip(old16, old32, scored)]).abs()
+    assert float(gaps.mean()) < 0.05
+
+
 def test_backend_kinds_and_bad_settings(tiny_model):
     """`cpu` samples with the cached sampler, `cpu-hf` with HF generate; a wrong name is an error."""
     from minisearch.agent.backends import BACKENDS, load_backend
@@ -195,8 +229,12 @@ def test_backend_kinds_and_bad_settings(tiny_model):
 
     assert load_backend("cpu", tiny_model).sampler == "cached"
     assert load_backend("cpu-hf", tiny_model).sampler == "hf"
+    assert load_backend("cpu", tiny_model).autocast_dtype is None  # auto: the tiny model trains in float32
+    assert CpuBackend(tiny_model, train_dtype="bfloat16").autocast_dtype == torch.bfloat16
     assert "cpu-hf" in BACKENDS
     with pytest.raises(UserError, match="unknown sampler 'fast'"):
         CpuBackend(tiny_model, sampler="fast")
     with pytest.raises(UserError, match="unknown sample_dtype 'half'"):
         CpuBackend(tiny_model, sample_dtype="half")
+    with pytest.raises(UserError, match="unknown train_dtype 'half'"):
+        CpuBackend(tiny_model, train_dtype="half")

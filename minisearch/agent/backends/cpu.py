@@ -7,7 +7,9 @@ Sampling is `sampler.CachedSampler` (`sampler="cached"`, the default): each traj
 and values kept across its turns, a group's prompt read once, stops checked per token. It reads
 a copy of the model with the LoRA merged in, made again whenever a trainable weight changed, in
 `sample_dtype` ("auto": bfloat16 for a pretrained model on a CPU with native bf16 instructions,
-the model's own dtype for the tiny model). `sampler="hf"` (backend `cpu-hf`) is transformers'
+the model's own dtype for the tiny model). Scoring and training (SFT, DAPO) compute in
+`train_dtype`, resolved the same way: a pretrained model's body under bf16 autocast, its weights,
+gradients and output layer in float32 (`scoring.py`). `sampler="hf"` (backend `cpu-hf`) is transformers'
 `generate`, batched with left padding: the reference the cached sampler is tested against.
 Either way a row stops at the end-of-turn token or at the first stop string (kept), and the
 log-probs are those of the distribution sampled from (after temperature and top-p).
@@ -36,7 +38,8 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 class CpuBackend(Backend):
     def __init__(self, model: str | Path, adapter: str | Path | None = None, lora_rank: int = 0,
                  device: str = "cpu", dtype: torch.dtype = torch.float32, train_embeddings: bool | None = None,
-                 lora_only: bool = False, sampler: str = "cached", sample_dtype: str = "auto"):
+                 lora_only: bool = False, sampler: str = "cached", sample_dtype: str = "auto",
+                 train_dtype: str = "auto"):
         hf_logging.disable_progress_bar()  # a bar per model load would clutter chat and stage logs
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(model))
@@ -55,7 +58,10 @@ class CpuBackend(Backend):
         if sampler not in SAMPLERS:
             raise UserError(f"unknown sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
         self.sampler = sampler
-        self.sample_dtype = _sample_dtype(sample_dtype, dtype, bool(tiny_model_info(model)), device)
+        tiny = bool(tiny_model_info(model))
+        self.sample_dtype = compute_dtype(sample_dtype, dtype, tiny, device, "sample_dtype")
+        scoring = compute_dtype(train_dtype, dtype, tiny, device, "train_dtype")
+        self.autocast_dtype = None if scoring == dtype else scoring  # `Scorer.autocast`
         self._cached: CachedSampler | None = None
         self._copy, self._copy_of = None, None  # the bf16 sampling copy, and the weights it was made from
         self._loads = 0
@@ -219,12 +225,13 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def _sample_dtype(name: str, dtype: torch.dtype, tiny: bool, device: str) -> torch.dtype:
-    """The dtype sampling computes in. "auto": bfloat16 for a pretrained model on a CPU with native
-    bf16, else the model's own. The tiny model stays in its dtype: its size makes it overhead-bound
-    (bf16 buys nothing) and its planted copy head's sharp attention is tuned in float32."""
+def compute_dtype(name: str, dtype: torch.dtype, tiny: bool, device: str, what: str) -> torch.dtype:
+    """The dtype sampling (`sample_dtype`) or scoring and training (`train_dtype`) computes in.
+    "auto": bfloat16 for a pretrained model on a CPU with native bf16, else the model's own. The
+    tiny model stays in its dtype: its size makes it overhead-bound (bf16 buys nothing) and its
+    planted copy head's sharp attention is tuned in float32."""
     if name not in SAMPLE_DTYPES:
-        raise UserError(f"unknown sample_dtype {name!r}: choose one of {', '.join(SAMPLE_DTYPES)}")
+        raise UserError(f"unknown {what} {name!r}: choose one of {', '.join(SAMPLE_DTYPES)}")
     if name != "auto":
         return SAMPLE_DTYPES[name]
     if tiny or dtype != torch.float32 or device != "cpu" or not cpu_has_bf16():

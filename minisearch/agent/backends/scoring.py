@@ -31,6 +31,13 @@ without a checkpoint, its output-layer gradient intact. Non-reentrant checkpoint
 be had under Unsloth through the public function, and its private pieces change between
 torch releases, so minisearch does not reach for them.
 
+A backend may score in a lower precision (`Scorer.autocast_dtype`: the cpu backend's
+`train_dtype`, bfloat16 for a pretrained model on a CPU with native bf16): the body then runs
+under `torch.autocast` (matmuls in bf16, norms and softmax in float32, the weights and their
+gradients in float32), and the output layer always in float32, since a bf16 logit of 20 is off
+by ~0.08 and every log-prob, ratio and loss reads the logits. Both checkpoints (the chunk's and
+the body's) recompute under the autocast state of their forward.
+
 Every score inside one training step is taken in one mode (`Scorer.scoring_mode`): train
 mode with every dropout off. Unsloth's forward builds another attention path in eval mode
 (a 4-D SDPA mask instead of plain causal attention), and dropout makes two passes over one
@@ -139,7 +146,10 @@ def score(backend, sequences: list[list[int]], scored: list | None = None, grad:
             keep[i, :len(flags)] = torch.as_tensor(list(flags), dtype=torch.bool, device=device)
         keep &= mask[:, 1:].bool()
     with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
-        hidden = backend.hidden_states(ids, mask)[:, :-1]                                            # (B, T-1, H)
+        with backend.autocast():
+            hidden = backend.hidden_states(ids, mask)[:, :-1]                                        # (B, T-1, H)
+        if backend.autocast_dtype is not None:
+            hidden = hidden.float()  # the output layer in float32 (the module's docstring)
         lp, ent, hit = score_hidden(backend.output_layer, hidden[keep], ids[:, 1:][keep], grad, entropy, hits, rows)
 
     def spread(values, dtype):
@@ -188,6 +198,17 @@ class Scorer:
     included), `self.tokenizer`, `self.device`. `hidden_states` may be overridden (Unsloth)."""
 
     micro_tokens = 8192  # the default token budget of one micro-batch in `logprobs`
+    autocast_dtype = None  # a lower precision the body scores in (torch.autocast); None: the weights' own
+
+    def autocast(self):
+        """The context the body is scored in: `torch.autocast` to `autocast_dtype`, or nothing."""
+        import contextlib
+
+        import torch
+
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(torch.device(self.device).type, dtype=self.autocast_dtype)
 
     @property
     def pad_id(self) -> int:
