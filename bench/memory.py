@@ -212,7 +212,8 @@ def ids(n: int, length: int, seed: int) -> list[list[int]]:
 def run_dapo(backend, case: dict, optimizer) -> None:
     """`dapo.update` on case["seqs"] sequences in groups of case["group"], the last half model-written."""
     from minisearch.agent.rollout import Segment, Trajectory
-    from minisearch.train.dapo import DapoConfig, Sample, update
+    from minisearch.train.dapo import DapoConfig, Sample
+    from minisearch.train.dapo_update import update
 
     half, g = case["length"] // 2, case["group"]
     trajs = [Trajectory(f"t{i // g}", i, [Segment("prompt", s[:half], ""), Segment("model", s[half:], "")])

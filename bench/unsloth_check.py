@@ -99,7 +99,8 @@ def dapo_update(backend, scratch: Path) -> dict:
     from minisearch.ramp.tasks import make_task
     from minisearch.search import build_index, open_searcher
     from minisearch.train.curriculum import Curriculum
-    from minisearch.train.dapo import DapoConfig, collect, update
+    from minisearch.train.dapo import DapoConfig, collect
+    from minisearch.train.dapo_update import update
 
     world, rng = build_world(200, seed=0), random.Random(0)
     build_index(world.passages, scratch / "index")

@@ -173,7 +173,8 @@ def test_the_on_policy_ratio_is_one_before_the_first_update(toy_run, ramp_tasks,
     from minisearch.agent.backends.cpu import CpuBackend
     from minisearch.agent.rollout import rollout
     from minisearch.search import open_searcher
-    from minisearch.train.dapo import Sample, update
+    from minisearch.train.dapo import Sample
+    from minisearch.train.dapo_update import update
 
     root, _ = toy_run
     trained = CpuBackend(root / "model", lora_rank=8)

@@ -193,7 +193,8 @@ def test_bf16_scoring_trains_as_float32_does_on_smollm2(smollm2, toy_world):
     autocast, the output layer in float32. A DAPO mini-batch's gradient points where float32's does,
     log-probs stay close, and pi_old scored in the gradient pass's micro-batches gives an on-policy
     ratio of exactly 1 (in bf16 another padding width moves it by up to ~0.2)."""
-    from minisearch.train.dapo import DapoConfig, accumulate, no_grad_pass
+    from minisearch.train.dapo import DapoConfig
+    from minisearch.train.dapo_update import accumulate, no_grad_pass
 
     backend = perturb(CpuBackend(smollm2, lora_rank=4, train_dtype="float32"), scale=0.02)
     backend.scoring_mode()

@@ -141,8 +141,9 @@ def test_dapo_micro_batched_update_has_the_unbatched_loss_and_gradients(tiny, mi
     the same loss and gradients as one dapo_loss over the whole padded mini-batch."""
     from torch.nn.utils.rnn import pad_sequence
 
-    from minisearch.train.dapo import DapoConfig, accumulate
+    from minisearch.train.dapo import DapoConfig
     from minisearch.train.dapo_math import dapo_loss
+    from minisearch.train.dapo_update import accumulate
 
     seqs = sequences(tiny.model.config.vocab_size, [30, 12, 45, 22, 8], seed=3)
     gen = torch.Generator().manual_seed(1)
